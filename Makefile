@@ -1,0 +1,34 @@
+# The two commands of the README: `make run` and `make test`. Both set up .venv first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+GANSERVE := $(VENV)/bin/ganserve
+PORT ?= 8000
+
+.PHONY: setup run test data bench clean
+
+setup: $(VENV)/.installed
+
+# torch is pinned first: on CPU-only machines 2.13.0 is a CPU build; an unpinned torch pulls CUDA.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[worker,dev]'
+	touch $@
+
+data: setup
+	$(GANSERVE) data fetch mnist
+
+run: data
+	$(GANSERVE) up --port $(PORT) --demo
+
+test: data
+	$(PY) -m pytest -q
+
+bench: setup
+	$(GANSERVE) bench train --json
+	$(GANSERVE) bench parzen --json
+	$(GANSERVE) bench serve --json
+
+clean:
+	rm -rf $(VENV) .pytest_cache

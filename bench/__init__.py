@@ -1,0 +1,1 @@
+"""ganserve benchmarks (numpy GEMM rate, Parzen evaluation speed)."""

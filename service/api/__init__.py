@@ -1,0 +1,1 @@
+"""One router per resource; routes stay thin and call plain functions."""

@@ -1,0 +1,38 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from service import db
+from service.settings import get_settings
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz() -> JSONResponse:
+    """PostgreSQL and Redis answer; 503 naming what does not."""
+    import redis
+
+    checks: dict[str, str] = {}
+    try:
+        db.ping()
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    try:
+        redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=2, socket_timeout=2).ping()
+        checks["broker"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["broker"] = f"unreachable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})

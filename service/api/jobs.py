@@ -1,0 +1,71 @@
+"""/jobs: queue training and evaluation jobs, follow them, cancel them."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+
+from service import blobs, jobs
+from service.auth import require_api_key
+from service.db import session_scope
+from service.schemas import JobOut, JobRequest
+from service.tables import JobStatus
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=202, response_model=JobOut, dependencies=[Depends(require_api_key)])
+def create_job(body: JobRequest, response: Response,
+               idempotency_key: str | None = Header(default=None, max_length=200)) -> JobOut:
+    """Queue a job. 202 with its Location; an `Idempotency-Key` repeat returns the first job."""
+    if body.kind == "parzen":
+        from service import parzen
+
+        job, _ = parzen.submit(body.model, body.version, idempotency_key)
+    else:
+        job, _ = jobs.submit_train(body.model, body.preset, body.dataset, body.overrides(), idempotency_key)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return JobOut.of(job)
+
+
+@router.get("", response_model=list[JobOut])
+def list_jobs(status: JobStatus | None = None,
+              model: str | None = None, limit: int = Query(default=100, ge=1, le=1000)) -> list[JobOut]:
+    return [JobOut.of(job) for job in jobs.list_jobs(status, model, limit)]
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: uuid.UUID) -> JobOut:
+    return JobOut.of(jobs.get(job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, dependencies=[Depends(require_api_key)])
+def cancel_job(job_id: uuid.UUID) -> JobOut:
+    """A queued job is cancelled now; a running one at its next iteration check."""
+    return JobOut.of(jobs.cancel(job_id))
+
+
+@router.get("/{job_id}/metrics")
+def job_metrics(job_id: uuid.UUID, after: int = Query(default=-1, ge=-1)) -> list[dict[str, float]]:
+    """The training curves: one row per logging interval (iteration, lr, losses, D(x), D(G(z)), V, JSD…)."""
+    return jobs.metrics(job_id, after)
+
+
+@router.get("/{job_id}/snapshots")
+def job_snapshots(job_id: uuid.UUID) -> list[dict[str, object]]:
+    """Sample grids from a fixed z, one per snapshot interval."""
+    return [{"iteration": s.iteration, "url": f"/jobs/{job_id}/snapshots/{s.iteration}"}
+            for s in jobs.snapshots(job_id)]
+
+
+@router.get("/{job_id}/snapshots/{iteration}", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}})
+def job_snapshot(job_id: uuid.UUID, iteration: int) -> Response:
+    snap = next((s for s in jobs.snapshots(job_id) if s.iteration == iteration), None)
+    if snap is None:
+        raise jobs.NotFound(f"job {job_id} has no snapshot at iteration {iteration}")
+    with session_scope() as session:
+        png = blobs.get(session, snap.blob_key)
+    return Response(png, media_type="image/png",
+                    headers={"Cache-Control": "public, max-age=31536000, immutable"})

@@ -1,0 +1,23 @@
+"""/models: the registry of trained generators, their versions and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from service.db import session_scope
+from service.schemas import ModelOut, VersionOut
+from service.tables import ModelVersion
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+@router.get("", response_model=list[ModelOut])
+def list_models() -> list[ModelOut]:
+    with session_scope() as session:
+        rows = session.scalars(select(ModelVersion).order_by(ModelVersion.name, ModelVersion.version)).all()
+        by_name: dict[str, list[VersionOut]] = {}
+        for row in rows:
+            by_name.setdefault(row.name, []).append(VersionOut.of(row))
+    return [ModelOut(name=name, latest=versions[-1].version, versions=versions)
+            for name, versions in by_name.items()]

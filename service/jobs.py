@@ -1,0 +1,131 @@
+"""Job bookkeeping on the API side: create (commit, then enqueue), read, cancel. No web code here."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from models import datasets
+from models.config import ConfigError, resolve
+from service.db import session_scope
+from service.tables import FINISHED, Job, JobMetric, JobSnapshot
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(LookupError):
+    """Something the request named does not exist; the message says what does."""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    kind: str
+    model_name: str
+    dataset: str
+    config: dict[str, Any]
+    target_version: int | None = None
+    idempotency_key: str | None = None
+
+
+def enqueue(job: Job) -> None:
+    """Hand the job to Celery. Called only after the row is committed; the reconciler re-sends lost ones."""
+    from worker.celery_app import TASK_FOR_KIND, app
+
+    app.send_task(TASK_FOR_KIND[job.kind], args=[str(job.id)])
+
+
+def create(new: NewJob) -> tuple[Job, bool]:
+    """Insert the row, commit, then send the task. Returns (job, created); an Idempotency-Key repeat
+    returns the job it created the first time."""
+    if new.idempotency_key:
+        existing = find_by_idempotency_key(new.idempotency_key)
+        if existing is not None:
+            return existing, False
+    job = Job(id=uuid.uuid4(), kind=new.kind, model_name=new.model_name, dataset=new.dataset,
+              config=new.config, target_version=new.target_version, status="queued", progress=0.0,
+              iteration=0, attempts=0, cancel_requested=False, idempotency_key=new.idempotency_key)
+    try:
+        with session_scope() as session:
+            session.add(job)
+    except IntegrityError:
+        # Two requests with the same key raced; the other one's job is the answer.
+        existing = find_by_idempotency_key(new.idempotency_key or "")
+        if existing is None:
+            raise
+        return existing, False
+    enqueue(job)
+    return job, True
+
+
+def submit_train(model: str, preset: str, dataset: str | None, overrides: dict[str, Any],
+                 idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """Resolve and validate the config (ConfigError names the bad field), then create the job."""
+    config = resolve(preset, dataset, **overrides)
+    known = datasets.dataset_names()
+    if config.dataset not in known:
+        field = "dataset" if dataset else "preset"
+        raise ConfigError(field, f"unknown dataset {config.dataset!r}; available datasets: {', '.join(known)}")
+    return create(NewJob("train", model, config.dataset, config.to_dict(), None, idempotency_key))
+
+
+def find_by_idempotency_key(key: str) -> Job | None:
+    with session_scope() as session:
+        return session.scalar(select(Job).where(Job.idempotency_key == key))
+
+
+def get(job_id: uuid.UUID) -> Job:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def list_jobs(status: str | None = None, model: str | None = None, limit: int = 100) -> list[Job]:
+    with session_scope() as session:
+        query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+        if status:
+            query = query.where(Job.status == status)
+        if model:
+            query = query.where(Job.model_name == model)
+        return list(session.scalars(query))
+
+
+def cancel(job_id: uuid.UUID) -> Job:
+    """A queued job is cancelled at once; a running one when its worker next checks (one iteration)."""
+    with session_scope() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        if job.status == "queued":
+            job.status = "cancelled"
+            job.cancel_requested = True
+        elif job.status == "running":
+            job.cancel_requested = True
+    return get(job_id)
+
+
+def metrics(job_id: uuid.UUID, after: int = -1, limit: int = 10_000) -> list[dict[str, Any]]:
+    get(job_id)  # 404 for an unknown job rather than an empty list
+    with session_scope() as session:
+        rows = session.scalars(select(JobMetric).where(JobMetric.job_id == job_id,
+                                                       JobMetric.iteration > after)
+                               .order_by(JobMetric.iteration).limit(limit))
+        return [row.values for row in rows]
+
+
+def snapshots(job_id: uuid.UUID) -> list[JobSnapshot]:
+    get(job_id)
+    with session_scope() as session:
+        return list(session.scalars(select(JobSnapshot).where(JobSnapshot.job_id == job_id)
+                                    .order_by(JobSnapshot.iteration)))
+
+
+def is_finished(status: str) -> bool:
+    return status in FINISHED
+

@@ -1,0 +1,106 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.tables import Job, ModelVersion
+
+MODEL_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class JobRequest(BaseModel):
+    """A training job (kind "train", the default) or an evaluation of a model version (kind "parzen")."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"model": "mnist", "dataset": "mnist", "preset": "quick", "iterations": 300}]})
+
+    kind: Literal["train", "parzen"] = "train"
+    model: str = Field(pattern=MODEL_NAME, description="model name; versions are numbered per name")
+    dataset: str | None = Field(default=None, description="default: the preset's dataset")
+    preset: str = "quick"
+    version: int | None = Field(default=None, ge=1, description="parzen: the version to score (default latest)")
+    iterations: int | None = Field(default=None, description="training iterations (one G update each)")
+    k: int | None = Field(default=None, description="D steps per G step (Algorithm 1)")
+    batch_size: int | None = None
+    lr: float | None = None
+    lr_decay: float | None = None
+    lr_min: float | None = None
+    momentum_start: float | None = None
+    momentum_end: float | None = None
+    objective: Literal["non-saturating", "minimax"] | None = None
+    optimizer: Literal["sgd", "adam"] | None = None
+    seed: int | None = None
+    log_every: int | None = None
+    snapshot_every: int | None = None
+    checkpoint_seconds: float | None = None
+    bf16: bool | None = None
+    g_hidden: list[int] | None = None
+    d_hidden: list[int] | None = None
+    d_pieces: int | None = None
+    latent_dim: int | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        skip = {"kind", "model", "dataset", "preset", "version"}
+        return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    model: str
+    dataset: str
+    status: str
+    progress: float
+    iteration: int
+    attempts: int
+    error: str | None
+    cancel_requested: bool
+    target_version: int | None
+    config: dict[str, Any]
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    links: dict[str, str]
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        base = f"/jobs/{job.id}"
+        return cls(id=job.id, kind=job.kind, model=job.model_name, dataset=job.dataset, status=job.status,
+                   progress=job.progress, iteration=job.iteration, attempts=job.attempts, error=job.error,
+                   cancel_requested=job.cancel_requested, target_version=job.target_version,
+                   config=job.config, created_at=job.created_at, started_at=job.started_at,
+                   finished_at=job.finished_at,
+                   links={"self": base, "metrics": f"{base}/metrics", "snapshots": f"{base}/snapshots",
+                          "cancel": f"{base}/cancel"})
+
+
+class VersionOut(BaseModel):
+    version: int
+    job_id: uuid.UUID
+    dataset: str
+    latent_dim: int
+    noise: dict[str, Any]
+    image_shape: list[int]
+    artifact_sha256: str
+    artifact_size: int
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ModelVersion) -> VersionOut:
+        return cls(version=row.version, job_id=row.job_id, dataset=row.dataset, latent_dim=row.latent_dim,
+                   noise=row.noise, image_shape=list(row.image_shape), artifact_sha256=row.artifact_sha256,
+                   artifact_size=row.artifact_size, metrics=row.metrics, config=row.config,
+                   created_at=row.created_at)
+
+
+class ModelOut(BaseModel):
+    name: str
+    latest: int
+    versions: list[VersionOut]

@@ -1,0 +1,146 @@
+"""The real stack for the tests: PostgreSQL, Redis and Celery worker processes.
+
+With GANSERVE_DATABASE_URL / GANSERVE_REDIS_URL set (CI) the tests use those servers; otherwise they start
+the embedded ones under a temporary GANSERVE_HOME. Nothing is mocked: no eager Celery, no fake database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_embedded: list[Any] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fix the environment before any service module reads its settings."""
+    home = Path(tempfile.mkdtemp(prefix="ganserve-test-"))
+    os.environ.setdefault("GANSERVE_HOME", str(home))
+    # Real datasets are shared with `make run` (the default data folder), not refetched per test run.
+    os.environ.setdefault("GANSERVE_DATA_DIR", str(Path.home() / ".ganserve" / "data"))
+    os.environ.setdefault("GANSERVE_CACHE_DIR", str(home / "cache"))
+    os.environ["GANSERVE_HEARTBEAT_S"] = "0.5"
+    from service.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    if not os.environ.get("GANSERVE_DATABASE_URL"):
+        pg = EmbeddedPostgres(home)
+        _embedded.append(pg)
+        os.environ["GANSERVE_DATABASE_URL"] = pg.url
+    if not os.environ.get("GANSERVE_REDIS_URL"):
+        rd = EmbeddedRedis(home)
+        _embedded.append(rd)
+        os.environ["GANSERVE_REDIS_URL"] = rd.url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for server in reversed(_embedded):
+        server.stop()
+
+
+def reset_state() -> None:
+    """An empty schema at head and an empty broker database."""
+    import redis
+    from sqlalchemy import text
+
+    from service.db import get_engine, migrate
+    from service.settings import get_settings
+
+    with get_engine().begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    migrate()
+    redis.Redis.from_url(get_settings().redis_url).flushdb()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[None]:
+    reset_state()
+    yield
+
+
+class WorkerProcess:
+    """`celery worker` as a child process in its own process group, so a test can kill it for real."""
+
+    def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        env = {**os.environ, **(extra_env or {})}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel=INFO",
+             "--concurrency=1", "--pool=prefork", "--without-gossip", "--without-mingle"],
+            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log_path.read_text()[-3000:]}")
+            if b" ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready within {timeout} s:\n{self.log_path.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole group: the parent and its pool child die without any cleanup."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def worker(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    proc = WorkerProcess(tmp_path_factory.mktemp("worker") / "worker.log")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def client(stack: None) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    from service.main import app
+
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def wait_for_job(client: Any, job_id: str, timeout: float = 300.0,
+                 until: tuple[str, ...] = ("succeeded", "failed", "cancelled")) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] in until:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} still {job.get('status')} after {timeout} s: {job}")
+
+
+def mnist_available() -> bool:
+    from models import datasets
+    from service.settings import get_settings
+
+    try:
+        datasets.load("mnist", get_settings().resolved_data_dir)
+        return True
+    except datasets.DatasetError:
+        return False

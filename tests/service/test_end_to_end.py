@@ -1,0 +1,65 @@
+"""The spine: POST /jobs → Redis → a real Celery worker trains on real MNIST and exports ONNX → GET /samples."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import mnist_available, wait_for_job
+
+TINY = {"model": "tiny", "dataset": "mnist", "preset": "quick", "iterations": 40, "g_hidden": [64],
+        "d_hidden": [32], "batch_size": 32, "log_every": 10, "snapshot_every": 20, "seed": 7}
+
+
+@pytest.fixture(scope="module")
+def trained(client, worker) -> dict:  # type: ignore[no-untyped-def]
+    if not mnist_available():
+        pytest.skip("MNIST is not in GANSERVE_DATA_DIR: run `ganserve data fetch mnist` (make test does)")
+    response = client.post("/jobs", json=TINY)
+    assert response.status_code == 202, response.text
+    assert response.headers["Location"] == f"/jobs/{response.json()['id']}"
+    job = wait_for_job(client, response.json()["id"])
+    assert job["status"] == "succeeded", job
+    return job
+
+
+def test_job_succeeds_and_registers_a_version(client, trained) -> None:  # type: ignore[no-untyped-def]
+    assert trained["progress"] == 1.0 and trained["iteration"] == 40
+    models = {m["name"]: m for m in client.get("/models").json()}
+    version = models["tiny"]["versions"][-1]
+    assert version["job_id"] == trained["id"]
+    assert version["latent_dim"] == 100 and version["image_shape"] == [1, 28, 28]
+    assert version["noise"]["kind"] == "uniform"
+    assert version["metrics"]["onnx_max_abs_diff"] <= 1e-5
+    assert len(version["artifact_sha256"]) == 64
+
+
+def test_samples_png_is_an_8x8_grid_of_varied_pixels(client, trained) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/samples", params={"model": "tiny", "n": 64, "seed": 3})
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    image = np.asarray(Image.open(io.BytesIO(response.content)))
+    # 8 columns of 28 px plus 2 px padding each side: 8 * 30 + 2.
+    assert image.shape == (242, 242)
+    assert image.std() > 0
+    assert response.headers["X-Seed"] == "3"
+
+
+def test_metrics_and_snapshots_were_recorded(client, trained) -> None:  # type: ignore[no-untyped-def]
+    rows = client.get(f"/jobs/{trained['id']}/metrics").json()
+    assert [r["iteration"] for r in rows] == [10, 20, 30, 40]
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "value", "jsd", "lr"} <= set(rows[0])
+    snaps = client.get(f"/jobs/{trained['id']}/snapshots").json()
+    assert [s["iteration"] for s in snaps] == [20, 40]
+    png = client.get(snaps[0]["url"])
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+
+def test_jobs_are_listed_and_health_endpoints_answer(client, trained) -> None:  # type: ignore[no-untyped-def]
+    assert any(j["id"] == trained["id"] for j in client.get("/jobs").json())
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert client.get("/openapi.json").status_code == 200

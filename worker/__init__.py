@@ -1,0 +1,1 @@
+"""The Celery worker: thin tasks, Algorithm 1, ONNX export."""

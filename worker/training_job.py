@@ -1,0 +1,132 @@
+"""A training job end to end: claim → Algorithm 1 (resuming from a checkpoint) → ONNX → register a version.
+
+Every write is fenced by the job's lease, so a worker that lost its job can never register a version.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import numpy as np
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from models import datasets
+from models.config import TrainConfig
+from service import blobs
+from service.db import session_scope
+from service.images import grid_png
+from service.settings import get_settings
+from service.tables import Job, JobMetric, JobSnapshot, ModelVersion
+from worker.export import Exported, export_generator
+from worker.lease import Lease, LeaseLost
+from worker.train import NonFiniteLoss, TrainingStopped, TrainOutcome, train
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_key(job_id: uuid.UUID) -> str:
+    return f"checkpoints/{job_id}.pt"
+
+
+class DatabaseHooks:
+    """Training callbacks that write metrics, snapshots and checkpoints to PostgreSQL, fenced by the lease."""
+
+    def __init__(self, lease: Lease, config: TrainConfig, image_shape: tuple[int, ...]) -> None:
+        self.lease = lease
+        self.config = config
+        self.image_shape = image_shape
+        self.iteration = 0
+
+    def on_metrics(self, row: dict[str, float]) -> None:
+        self.iteration = int(row["iteration"])
+        with session_scope() as session:
+            self.lease.write(session, iteration=self.iteration, progress=self._progress())
+            # A resumed run logs some iterations again; the first record of an iteration is kept.
+            session.execute(insert(JobMetric).values(job_id=self.lease.job_id, iteration=self.iteration,
+                                                     values=row).on_conflict_do_nothing())
+
+    def on_snapshot(self, iteration: int, samples: np.ndarray) -> None:
+        key = f"snapshots/{self.lease.job_id}/{iteration:09d}.png"
+        png = grid_png(samples, self.image_shape)
+        with session_scope() as session:
+            self.lease.write(session, heartbeat_at=func.now())
+            blobs.put(session, key, png, "image/png")
+            session.execute(insert(JobSnapshot).values(job_id=self.lease.job_id, iteration=iteration,
+                                                       blob_key=key).on_conflict_do_nothing())
+
+    def on_checkpoint(self, iteration: int, blob: bytes) -> None:
+        with session_scope() as session:
+            self.lease.write(session, iteration=iteration, heartbeat_at=func.now())
+            blobs.put(session, checkpoint_key(self.lease.job_id), blob)
+
+    def should_stop(self) -> bool:
+        return self.lease.heartbeat(iteration=self.iteration, progress=self._progress())
+
+    def _progress(self) -> float:
+        return min(1.0, self.iteration / self.config.iterations)
+
+
+def run(lease: Lease) -> None:
+    """Run a claimed training job to one of succeeded / failed / cancelled."""
+    with session_scope() as session:
+        job = session.get(Job, lease.job_id)
+        assert job is not None
+        config = TrainConfig.from_dict(job.config)
+        try:
+            resume_bytes: bytes | None = blobs.get(session, checkpoint_key(job.id))
+        except blobs.BlobMissing:
+            resume_bytes = None
+    splits = datasets.load(config.dataset, get_settings().resolved_data_dir, fetch_missing=True)
+    hooks = DatabaseHooks(lease, config, splits.image_shape)
+    if resume_bytes:
+        log.info("job %s: resuming from its checkpoint (attempt %d)", lease.job_id, lease.attempt)
+    try:
+        outcome = train(config, np.asarray(splits.train), hooks, resume=resume_bytes)
+        exported = export_generator(outcome.generator, config, splits.image_shape,
+                                    {"ganserve.dataset": config.dataset,
+                                     "ganserve.dataset_sha256": splits.sha256,
+                                     "ganserve.job_id": str(lease.job_id)})
+        register(lease, job.model_name, config, splits, outcome, exported)
+    except LeaseLost:
+        log.warning("job %s: lease lost; another worker owns it now", lease.job_id)
+    except TrainingStopped:
+        finish(lease, "cancelled", None)
+    except NonFiniteLoss as exc:
+        finish(lease, "failed", str(exc))
+    except Exception as exc:
+        log.exception("job %s failed", lease.job_id)
+        finish(lease, "failed", f"{type(exc).__name__}: {exc}")
+
+
+def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Splits,
+             outcome: TrainOutcome, exported: Exported) -> ModelVersion:
+    """One transaction: the artifact, the next version number of `name`, and the job marked succeeded."""
+    metrics = {**{k: float(v) for k, v in outcome.metrics.items()}, "onnx_max_abs_diff": exported.max_abs_diff,
+               "iterations": outcome.iterations, "train_seconds": outcome.seconds}
+    with session_scope() as session:
+        # Versions are numbered per name; serialize concurrent registrations of one name.
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+        current = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
+        key = f"models/{name}/{exported.sha256}.onnx"
+        blobs.put(session, key, exported.onnx, "application/onnx")
+        version = ModelVersion(
+            name=name, version=(current or 0) + 1, job_id=lease.job_id, artifact_key=key,
+            artifact_sha256=exported.sha256, artifact_size=len(exported.onnx), latent_dim=config.latent_dim,
+            noise={"kind": "uniform", "low": -config.noise_scale, "high": config.noise_scale},
+            image_shape=list(splits.image_shape), dataset=config.dataset, dataset_sha256=splits.sha256,
+            config=config.to_dict(), metrics=metrics)
+        session.add(version)
+        lease.write(session, status="succeeded", progress=1.0, iteration=outcome.iterations,
+                    finished_at=func.now(), lease_token=None)
+        blobs.delete(session, checkpoint_key(lease.job_id))
+    return version
+
+
+def finish(lease: Lease, status: str, error: str | None) -> None:
+    try:
+        with session_scope() as session:
+            lease.write(session, status=status, error=error, finished_at=func.now(), lease_token=None)
+    except LeaseLost:
+        log.warning("job %s: lease lost before it could be marked %s", lease.job_id, status)
