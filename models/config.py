@@ -14,6 +14,7 @@ from typing import Any, Literal
 Objective = Literal["non-saturating", "minimax"]
 Optimizer = Literal["sgd", "adam"]
 OutputKind = Literal["sigmoid", "linear"]
+Architecture = Literal["mlp", "conv"]
 
 
 class ConfigError(ValueError):
@@ -31,6 +32,10 @@ class TrainConfig:
 
     preset: str
     dataset: str
+    # "mlp": the MLPs below over D = C*H*W (models/nets.py). "conv": Figure 2d's CIFAR-10 nets
+    # (models/conv_nets.py): G's last hidden layer is reshaped to (80, 10, 10) and "deconvolved" to
+    # (C, 32, 32); D is three maxout convolution layers then the maxout d_hidden layers.
+    architecture: Architecture = "mlp"
     # z ~ U[-noise_scale, noise_scale]^latent_dim; sqrt(3) gives unit variance, as in the authors' Generator.
     latent_dim: int = 100
     noise_scale: float = math.sqrt(3.0)
@@ -103,10 +108,23 @@ PRESETS: dict[str, TrainConfig] = {
                           d_hidden=(32, 32), d_pieces=2, d_init_range=0.5, d_input_keep=1.0,
                           d_hidden_keep=1.0, optimizer="adam", lr=1e-3, lr_decay=1.0, batch_size=128,
                           iterations=2000, log_every=20, snapshot_every=100, checkpoint_seconds=30.0),
-    # cifar10_fc.yaml / tfd.yaml architectures: for GPU workers.
+    # 2-D mixtures (toy-ring, toy-grid): small MLPs where mode collapse shows as missing modes.
+    "toy-2d": TrainConfig(preset="toy-2d", dataset="toy-ring", latent_dim=8, g_hidden=(128, 128),
+                          g_output="linear", g_bias_from_data=False, g_init_range=0.15,
+                          d_hidden=(128, 128), d_pieces=2, d_init_range=0.15, d_input_keep=1.0,
+                          d_hidden_keep=1.0, optimizer="adam", lr=1e-3, lr_decay=1.0, batch_size=256,
+                          iterations=3000, log_every=50, snapshot_every=250, checkpoint_seconds=30.0),
+    # cifar10_fully_connected.yaml / tfd.yaml architectures: for GPU workers. CIFAR-10: 40,000 training
+    # images, batch 100, lr 0.025 as in the authors' file.
     "paper-cifar10-fc": TrainConfig(preset="paper-cifar10-fc", dataset="cifar10", g_hidden=(8000, 8000),
-                                    d_hidden=(1600, 1600), d_max_col_norm=1.9365, iterations=250 * 400,
-                                    snapshot_every=2500),
+                                    d_hidden=(1600, 1600), d_max_col_norm=1.9365, lr=0.025,
+                                    iterations=250 * 400, snapshot_every=2500),
+    # cifar10_convolutional.yaml (Figure 2d): G 100 -> ReLU 8000 -> sigmoid 8000 -> (80, 10, 10) -> 5x5
+    # transposed convolution, stride 3 -> (3, 32, 32); D three maxout conv layers (32, 32, 192 channels,
+    # 2 pieces), a 500 x 5 maxout layer, one sigmoid unit; batch 128, lr 0.004.
+    "paper-cifar10-conv": TrainConfig(preset="paper-cifar10-conv", dataset="cifar10", architecture="conv",
+                                      g_hidden=(8000, 8000), d_hidden=(500,), d_pieces=5, batch_size=128,
+                                      lr=0.004, iterations=250 * 313, snapshot_every=2500),
     "paper-tfd": TrainConfig(preset="paper-tfd", dataset="tfd", g_hidden=(8000, 8000),
                              d_hidden=(1200, 1200), d_max_col_norm=1.9365, iterations=250 * 500,
                              snapshot_every=2500),
@@ -175,12 +193,52 @@ def validate(c: TrainConfig) -> None:
             raise ConfigError(name, f"must be a non-empty list of layer widths in 1..65536, got {layers!r}")
     if c.objective not in ("non-saturating", "minimax"):
         raise ConfigError("objective", f"must be 'non-saturating' or 'minimax', got {c.objective!r}")
+    if c.architecture not in ("mlp", "conv"):
+        raise ConfigError("architecture", f"must be 'mlp' or 'conv', got {c.architecture!r}")
+    if c.architecture == "conv":
+        _validate_conv(c)
+    from models.datasets import is_toy  # torch-free, no database: toys are defined in code
+
+    if is_toy(c.dataset) and c.g_output == "sigmoid":
+        raise ConfigError("dataset", f"{c.dataset!r} is a toy of real-valued points, which a sigmoid output in "
+                                     f"[0, 1] cannot reach: use the toy-1d or toy-2d preset")
     if c.optimizer not in ("sgd", "adam"):
         raise ConfigError("optimizer", f"must be 'sgd' or 'adam', got {c.optimizer!r}")
     if not isinstance(c.bf16, bool):
         raise ConfigError("bf16", f"must be true or false, got {c.bf16!r}")
     if not isinstance(c.seed, int) or isinstance(c.seed, bool) or not 0 <= c.seed < 2**63:
         raise ConfigError("seed", f"must be an integer in 0..2^63-1, got {c.seed!r}")
+
+
+# The conv generator (models/conv_nets.py) reshapes its last hidden layer to (80, 10, 10) and a 5 x 5
+# transposed convolution with stride 3 makes that 3 * (10 - 1) + 5 = 32 pixels a side.
+CONV_G_CHANNELS, CONV_G_GRID, CONV_KERNEL, CONV_STRIDE = 80, 10, 5, 3
+CONV_G_FEATURES = CONV_G_CHANNELS * CONV_G_GRID * CONV_G_GRID
+CONV_SIDE = CONV_STRIDE * (CONV_G_GRID - 1) + CONV_KERNEL
+
+
+def check_conv_shape(shape: tuple[int, ...]) -> str | None:
+    """Why the conv nets cannot model images of `shape`, or None."""
+    if len(shape) != 3 or tuple(shape[1:]) != (CONV_SIDE, CONV_SIDE) or shape[0] not in (1, 3):
+        return (f"the conv architecture needs 1 or 3 x {CONV_SIDE} x {CONV_SIDE} images, the data is "
+                f"{' x '.join(map(str, shape))}")
+    return None
+
+
+def _validate_conv(c: TrainConfig) -> None:
+    """The conv nets are built for C x 32 x 32 images (see models/conv_nets.py)."""
+    from models.datasets import DatasetError, image_shape_of
+
+    if c.g_hidden[-1] != CONV_G_FEATURES:
+        raise ConfigError("g_hidden", f"the conv generator reshapes its last hidden layer to (80, 10, 10): "
+                                      f"it must have {CONV_G_FEATURES} units, got {c.g_hidden[-1]}")
+    try:
+        shape = image_shape_of(c.dataset)
+    except DatasetError:
+        return  # an unknown dataset is reported by the caller, which knows the field it came from
+    problem = check_conv_shape(shape)
+    if problem:
+        raise ConfigError("dataset", f"{c.dataset!r}: {problem}")
 
 
 def preset_names() -> list[str]:

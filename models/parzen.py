@@ -15,13 +15,15 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 PAPER_SIGMA_GRID: np.ndarray = np.logspace(-1, 0, 10)
+Sigmas = Sequence[float] | np.ndarray  # any 1-D sequence of bandwidths
 _TILE_ELEMENTS = 1 << 18  # 256k float32 = 1 MiB per tile (+1 MiB scratch): the per-sigma passes stay in L2
 _F32_MAX = float(np.finfo(np.float32).max)
 # exp(-87) = 1.6e-38 is the smallest normal float32 result: flooring there costs < 1e-33 relative in a row
@@ -106,7 +108,7 @@ def _reduce_tile(e: np.ndarray, xsq: np.ndarray, coef: np.ndarray, scratch: np.n
 def log_likelihoods(
     queries: np.ndarray,
     centres: np.ndarray,
-    sigmas: Sequence[float],
+    sigmas: Sigmas,
     *,
     query_batch: int = 1024,
     centre_batch: int = 10000,
@@ -186,11 +188,13 @@ def log_likelihoods(
 
 
 def naive_log_likelihoods(
-    queries: np.ndarray, centres: np.ndarray, sigmas: Sequence[float], *, query_batch: int = 1000
+    queries: np.ndarray, centres: np.ndarray, sigmas: Sigmas, *, query_batch: int = 1000
 ) -> np.ndarray:
     """The straightforward baseline, (S, n_queries) float64: for every sigma, recompute each query
     batch's distances (same float32 GEMM) and take a float64 max-shifted logsumexp."""
     q, c, sig = _validate(queries, centres, sigmas)
+    if query_batch < 1:
+        raise ValueError("query_batch must be >= 1")
     nq, dim = q.shape
     csq = np.einsum("ij,ij->i", c, c, dtype=np.float64)            # (N,)
     out = np.empty((sig.size, nq))
@@ -208,7 +212,7 @@ def naive_log_likelihoods(
 def select_sigma(
     centres: np.ndarray,
     valid: np.ndarray,
-    sigmas: Sequence[float] = PAPER_SIGMA_GRID,
+    sigmas: Sigmas = PAPER_SIGMA_GRID,
     *,
     timings: dict[str, float] | None = None,
 ) -> tuple[float, list[tuple[float, float]]]:
@@ -223,7 +227,7 @@ def evaluate(
     centres: np.ndarray,
     valid: np.ndarray,
     test: np.ndarray,
-    sigmas: Sequence[float] = PAPER_SIGMA_GRID,
+    sigmas: Sigmas = PAPER_SIGMA_GRID,
     n_valid: int | None = 1000,
     *,
     timings: dict[str, float] | None = None,

@@ -34,6 +34,20 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hash_key(args: argparse.Namespace) -> int:
+    """Print the sha256 digest to put in GANSERVE_API_KEYS; with no key given, make a new one first."""
+    from service.auth import key_hash, new_key
+
+    key = args.key
+    if key == "-":
+        key = sys.stdin.readline().strip()
+    if not key:
+        key = new_key()
+        print(f"new key (give it to the client; it is not stored anywhere): {key}")
+    print(f"sha256 (add to GANSERVE_API_KEYS, a JSON list): {key_hash(key)}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     import importlib
 
@@ -66,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="alembic upgrade head")
     p.set_defaults(func=_migrate)
 
+    p = sub.add_parser("hash-key", help="the sha256 of an API key for GANSERVE_API_KEYS (no key: make one)")
+    p.add_argument("key", nargs="?", default="", help="the key, or - to read it from stdin (keeps it out of "
+                                                      "the shell history); omit to generate a new key")
+    p.set_defaults(func=_hash_key)
+
     p = sub.add_parser("bench", help="benchmarks: train, parzen, serve (add --json for one JSON line)")
     p.add_argument("what", choices=["train", "parzen", "serve"])
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -74,12 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("parzen", help="the Parzen-window log-likelihood of a model version (Table 1)")
     p.add_argument("--model", required=True)
     p.add_argument("--version", type=int)
+    p.add_argument("--recompute", action="store_true", help="score again and replace the stored result")
+    p.add_argument("--fine-grid", action="store_true", help="28 sigmas (contains the paper's 10); not stored")
+    p.add_argument("--full-validation", action="store_true", help="choose sigma on all validation images; "
+                                                                  "not stored")
+    p.add_argument("--json", action="store_true", help="print the GET /parzen body instead of a table")
     p.set_defaults(func=_parzen)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.func is _parzen:
+        import service.dataset_store  # noqa: F401 - uploaded datasets are scored too (issue 8)
     return int(args.func(args))
 
 

@@ -8,11 +8,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.config import ConfigError
-from service.jobs import NotFound
+from service.blobs import BlobCorrupt
+from service.jobs import BrokerUnavailable, IdempotencyConflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +27,23 @@ TITLES = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 405: "Metho
           500: "Internal server error", 503: "Service unavailable"}
 
 
+# The body of every 4xx/5xx, written out inline (no $refs) so it can sit on every operation.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {
+            "type": "object", "required": ["field", "message"],
+            "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}}}
+# Documented on every operation (FastAPI(responses=…)), so clients and schemathesis know the error shape.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
+    for code, text in (("4XX", "a client error, as application/problem+json"),
+                       ("5XX", "a server error (503 + Retry-After when the database or broker is down)"))}
+RETRY_AFTER_S = 5
+
+
 def problem(status: int, detail: str, errors: list[dict[str, Any]] | None = None,
             headers: dict[str, str] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status,
@@ -29,6 +51,13 @@ def problem(status: int, detail: str, errors: list[dict[str, Any]] | None = None
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def internal_error(method: str, path: str, exc: BaseException) -> JSONResponse:
+    """The 500 for anything unhandled (sent by service.observability's middleware, which sees every
+    request): the trace goes to the log with the request id, never into the response."""
+    log.error("unhandled %s on %s %s", type(exc).__name__, method, path, exc_info=exc)
+    return problem(500, "internal server error; the X-Request-ID header identifies it in the logs")
 
 
 class InvalidParameter(ValueError):
@@ -68,7 +97,40 @@ def install(app: FastAPI) -> None:
     async def bad_parameter(request: Request, exc: InvalidParameter) -> JSONResponse:
         return problem(422, str(exc), [{"field": exc.field, "message": exc.message}])
 
-    @app.exception_handler(OperationalError)
-    async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", exc.orig)
-        return problem(503, "the database is unreachable; try again shortly", headers={"Retry-After": "5"})
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError) and not isinstance(exc, (OperationalError, InterfaceError)) \
+                and not exc.connection_invalidated:
+            return internal_error(request.method, request.url.path, exc)  # a bug (bad SQL), not an outage
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return problem(503, "the database is unreachable; try again shortly",
+                       headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    for db_error in (DBAPIError, PoolTimeout):
+        app.add_exception_handler(db_error, database_down)  # type: ignore[arg-type]
+
+    @app.exception_handler(DataError)
+    async def unstorable_value(request: Request, exc: DataError) -> JSONResponse:
+        # The safety net behind the routes' own bounds: a request value PostgreSQL cannot compare or store
+        # (an integer beyond 32 bits, a NUL character in text) is the client's error, not a 500.
+        log.info("rejected a value the database cannot take: %s", type(exc.orig).__name__)
+        return problem(422, "a value in the request is out of range: integers must fit in 32 bits and text "
+                            "may not contain NUL characters")
+
+    async def broker_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("broker unavailable: %s", type(exc).__name__)
+        return problem(503, "the job broker (Redis) is unreachable; nothing was queued, try again shortly",
+                       headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    for broker_error in (BrokerUnavailable, BrokerError, RedisConnectionError, RedisTimeoutError):
+        app.add_exception_handler(broker_error, broker_down)  # type: ignore[arg-type]
+
+    @app.exception_handler(IdempotencyConflict)
+    async def idempotency_conflict(request: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return problem(409, str(exc))
+
+    @app.exception_handler(BlobCorrupt)
+    async def corrupt_artifact(request: Request, exc: BlobCorrupt) -> JSONResponse:
+        # Never serve bytes that fail their sha256; this is an operator problem, not the client's.
+        log.error("refusing a corrupt artifact: %s", exc)
+        return problem(500, "a stored artifact failed its integrity check and was not served")
+

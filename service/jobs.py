@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from models import datasets
@@ -22,6 +23,14 @@ class NotFound(LookupError):
     """Something the request named does not exist; the message says what does."""
 
 
+class BrokerUnavailable(RuntimeError):
+    """The task could not be sent; the job row was taken back, so nothing was queued (→ 503)."""
+
+
+class IdempotencyConflict(ValueError):
+    """An Idempotency-Key was reused for a different request (→ 409)."""
+
+
 @dataclass(frozen=True)
 class NewJob:
     kind: str
@@ -32,20 +41,35 @@ class NewJob:
     idempotency_key: str | None = None
 
 
-def enqueue(job: Job) -> None:
-    """Hand the job to Celery. Called only after the row is committed; the reconciler re-sends lost ones."""
-    from worker.celery_app import TASK_FOR_KIND, app
+def enqueue(job_id: uuid.UUID, kind: str) -> None:
+    """Hand a committed job to Celery (here and in service.reconciler). Bounded: a broker that is down
+    raises within about a second instead of hanging the request."""
+    from worker.celery_app import PUBLISH_RETRY_POLICY, TASK_FOR_KIND, app
 
-    app.send_task(TASK_FOR_KIND[job.kind], args=[str(job.id)])
+    app.send_task(TASK_FOR_KIND[kind], args=[str(job_id)], retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+
+
+def _same_request(job: Job, new: NewJob) -> Job:
+    # Through JSON, as the stored row went (tuples come back as lists).
+    if (job.kind, job.model_name, job.dataset, job.config, job.target_version) != \
+            (new.kind, new.model_name, new.dataset, json.loads(json.dumps(new.config)), new.target_version):
+        raise IdempotencyConflict(f"Idempotency-Key {new.idempotency_key!r} was already used for a different "
+                                  f"request (job {job.id}); use a new key for a new job")
+    return job
 
 
 def create(new: NewJob) -> tuple[Job, bool]:
     """Insert the row, commit, then send the task. Returns (job, created); an Idempotency-Key repeat
-    returns the job it created the first time."""
+    returns the job it created the first time (409 if the repeat asks for something else).
+
+    Broker down: the row is deleted again and BrokerUnavailable raised (→ 503 + Retry-After), so a 503
+    means "nothing was queued" and the client may simply retry. Should the delete fail too (database
+    gone as well), the row stays `queued` and the reconciler sends it later: never a row without a message
+    for long."""
     if new.idempotency_key:
         existing = find_by_idempotency_key(new.idempotency_key)
         if existing is not None:
-            return existing, False
+            return _same_request(existing, new), False
     job = Job(id=uuid.uuid4(), kind=new.kind, model_name=new.model_name, dataset=new.dataset,
               config=new.config, target_version=new.target_version, status="queued", progress=0.0,
               iteration=0, attempts=0, cancel_requested=False, idempotency_key=new.idempotency_key)
@@ -57,8 +81,17 @@ def create(new: NewJob) -> tuple[Job, bool]:
         existing = find_by_idempotency_key(new.idempotency_key or "")
         if existing is None:
             raise
-        return existing, False
-    enqueue(job)
+        return _same_request(existing, new), False
+    try:
+        enqueue(job.id, job.kind)
+    except Exception as exc:
+        log.warning("job %s: broker unreachable (%s); taking the job back", job.id, type(exc).__name__)
+        with session_scope() as session:
+            # Only a job nobody claimed: if the send did reach a worker after all, the job stands.
+            taken_back = session.execute(delete(Job).where(Job.id == job.id, Job.status == "queued",
+                                                           Job.attempts == 0)).rowcount  # type: ignore[attr-defined]
+        if taken_back:
+            raise BrokerUnavailable("the job broker is unreachable; nothing was queued") from exc
     return job, True
 
 

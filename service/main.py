@@ -2,36 +2,61 @@
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service import db, errors
+from service import auth, db, errors, logs, observability, reconciler
 from service.api import health, jobs, models, samples
+from service.limits import BodySizeLimit, RateLimit
 from service.settings import get_settings
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     db.migrate()  # alembic upgrade head, serialized across processes
+    # The reconciler re-sends jobs Redis lost or a dead worker dropped (see service/reconciler.py).
+    stop = asyncio.Event()
+    task = asyncio.create_task(reconciler.run_forever(stop))
     yield
+    stop.set()
+    await task
 
 
 def create_app() -> FastAPI:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
+    # read_access: reads need a key only when settings.read_requires_key; every error is documented as
+    # problem+json on every operation.
     app = FastAPI(title="ganserve", version="0.1.0", lifespan=lifespan,
+                  dependencies=[Depends(auth.read_access)], responses=errors.PROBLEM_RESPONSES,
                   description="Train and serve the generators of Generative Adversarial Nets "
                               "(Goodfellow et al., 2014).")
     errors.install(app)
     settings = get_settings()
+    # The last added runs first: request id/metrics, then CORS (so 413/429 carry CORS headers), then limits.
+    app.add_middleware(RateLimit)
+    app.add_middleware(BodySizeLimit)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
-    for module in (health, jobs, models, samples):
+    app.add_middleware(observability.RequestContext)
+    for module in (health, jobs, models, samples, observability):
         app.include_router(module.router)
+    from service.api import events, gallery, toy  # issue 6: live job events, Figure 1 data, the page
+
+    for module in (events, toy, gallery):
+        app.include_router(module.router)
+    from service.api import parzen  # issue 4: Parzen-window scores beside Table 1
+
+    app.include_router(parzen.router)
+    # Issue 8: /datasets; importing it registers the uploads table with models.datasets (service/dataset_store.py).
+    from service.api import datasets as datasets_api
+
+    app.include_router(datasets_api.router)
+    gallery.mount(app)  # last: /static and / must not shadow an API route
     return app
 
 

@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.tables import Job, ModelVersion
 
 MODEL_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# Versions, iterations and other counters are PostgreSQL `integer` columns: larger values are a 422, not a
+# query the database rejects.
+DB_INT_MAX = 2**31 - 1
 
 
 class JobRequest(BaseModel):
@@ -23,7 +26,8 @@ class JobRequest(BaseModel):
     model: str = Field(pattern=MODEL_NAME, description="model name; versions are numbered per name")
     dataset: str | None = Field(default=None, description="default: the preset's dataset")
     preset: str = "quick"
-    version: int | None = Field(default=None, ge=1, description="parzen: the version to score (default latest)")
+    version: int | None = Field(default=None, ge=1, le=DB_INT_MAX,
+                                description="parzen: the version to score (default latest)")
     iterations: int | None = Field(default=None, description="training iterations (one G update each)")
     k: int | None = Field(default=None, description="D steps per G step (Algorithm 1)")
     batch_size: int | None = None
@@ -104,3 +108,58 @@ class ModelOut(BaseModel):
     name: str
     latest: int
     versions: list[VersionOut]
+
+
+class ParzenGridPoint(BaseModel):
+    sigma: float
+    ll: float = Field(description="mean validation log-likelihood at this sigma")
+
+
+class ParzenReference(BaseModel):
+    """A row to compare with: Table 1 of the paper, or the real-train row this server computed."""
+
+    label: str
+    ll: float
+    se: float
+    source: str
+    reference: str | None = None
+    sigma: float | None = None
+    grid: list[ParzenGridPoint] | None = None
+    n_samples: int | None = None
+    n_test: int | None = None
+
+
+class ParzenOut(BaseModel):
+    """GET /parzen: a model version's Parzen-window log-likelihood on the test split (issue 4)."""
+
+    model: str
+    version: int
+    dataset: str
+    ll: float = Field(description="mean test log-likelihood (nats)")
+    se: float = Field(description="standard error of the mean, std/sqrt(n_test)")
+    sigma: float = Field(description="the bandwidth chosen on the validation images")
+    grid: list[ParzenGridPoint]
+    n_samples: int
+    n_test: int
+    n_valid: int
+    seconds: float
+    protocol: dict[str, Any]
+    references: list[ParzenReference]
+    caveat: str
+    job_id: uuid.UUID | None
+    evaluated_at: datetime | None
+    artifact_sha256: str | None
+
+
+class ParzenPending(BaseModel):
+    """GET /parzen before the score exists: the evaluation job to follow (also in Location)."""
+
+    status: Literal["pending"] = "pending"
+    detail: str
+    model: str
+    version: int
+    dataset: str
+    job: JobOut
+    references: list[ParzenReference]
+    protocol: dict[str, Any]
+    caveat: str

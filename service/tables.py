@@ -124,3 +124,26 @@ class Evaluation(Base):
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"))
     result: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Dataset(Base):
+    """A dataset stored in the database: an upload (POST /datasets), its splits made once and kept.
+
+    Builtin and toy datasets are defined in code (models.datasets) and listed from there; `kind` is stored so
+    the row says what it is without the code. The array itself is a blob (blob_key, sha256 = the blob's)."""
+
+    __tablename__ = "datasets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="upload")
+    image_shape: Mapped[list[Any]] = mapped_column(JSONB)
+    # {"train": n, "valid": n, "test": n}
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    source: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str | None] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(BigInteger)
+    # The split seed and what was asked (size, color, fractions): enough to redo the upload identically.
+    seed: Mapped[int] = mapped_column(BigInteger)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

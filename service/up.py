@@ -60,6 +60,27 @@ def start_backing_services(stack: Stack, env: dict[str, str]) -> None:
         env["GANSERVE_REDIS_URL"] = rd.url
 
 
+def ensure_api_key(env: dict[str, str]) -> str:
+    """The key for POST /jobs. With none configured, one is generated once and kept in GANSERVE_HOME/api_key
+    (mode 0600) so mutating endpoints are never open; the key itself is never printed or logged."""
+    settings = get_settings()
+    plain = settings.api_key.get_secret_value()
+    if plain or settings.api_keys:
+        return plain
+    from service.auth import new_key
+
+    path = settings.home / "api_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(new_key() + "\n")
+    key = path.read_text().strip()
+    env["GANSERVE_API_KEY"] = key
+    print(f"API key for POST /jobs and cancel: `cat {path}` (send it as the X-API-Key header)", flush=True)
+    return key
+
+
 def wait_ready(base: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -102,6 +123,7 @@ def up(host: str, port: int, demo: bool, workers: int = 1) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         start_backing_services(stack, env)
+        api_key = ensure_api_key(env)
         base = f"http://{host}:{port}"
         stack.spawn([sys.executable, "-m", "uvicorn", "service.main:app", "--host", host, "--port", str(port)],
                     env)
@@ -110,7 +132,7 @@ def up(host: str, port: int, demo: bool, workers: int = 1) -> int:
             stack.spawn([sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel=INFO",
                          f"--concurrency={settings.worker_concurrency}", "--pool=prefork"], env)
         if demo:
-            queue_demo_job(base, settings.api_key)
+            queue_demo_job(base, api_key)
         print(f"\nganserve is up: gallery {base}/   samples {base}/samples?model=mnist&n=64   "
               f"API docs {base}/docs\nCtrl-C stops everything.\n", flush=True)
         while not stopping:

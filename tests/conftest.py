@@ -7,6 +7,7 @@ the embedded ones under a temporary GANSERVE_HOME. Nothing is mocked: no eager C
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+TEST_API_KEY = "test-key-not-secret"
 _embedded: list[Any] = []
 
 
@@ -30,6 +32,10 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("GANSERVE_DATA_DIR", str(Path.home() / ".ganserve" / "data"))
     os.environ.setdefault("GANSERVE_CACHE_DIR", str(home / "cache"))
     os.environ["GANSERVE_HEARTBEAT_S"] = "0.5"
+    # Mutating endpoints always need a key; the `client` fixture sends this one.
+    os.environ.setdefault("GANSERVE_API_KEY", TEST_API_KEY)
+    # Tests fire many sample requests from one client: no rate limit unless a test turns it on.
+    os.environ.setdefault("GANSERVE_SAMPLE_RATE_PER_S", "0")
     from service.embedded import EmbeddedPostgres, EmbeddedRedis
 
     if not os.environ.get("GANSERVE_DATABASE_URL"):
@@ -70,17 +76,24 @@ def stack() -> Iterator[None]:
 class WorkerProcess:
     """`celery worker` as a child process in its own process group, so a test can kill it for real."""
 
-    def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None, app: str = "worker.celery_app",
+                 name: str = "worker", cpus: set[int] | None = None, wait: bool = True) -> None:
         self.log_path = log_path
         self.log = open(log_path, "wb")
         env = {**os.environ, **(extra_env or {})}
+        # app: a test may load a variant module that wraps the real app (e.g. one that crashes on export);
+        # name: distinct node names when a test runs several workers; cpus: pin the worker and the pool
+        # processes it forks (the trainer sizes its torch threads to the CPUs it may use, and tiny nets crawl
+        # when two threads fight other processes for 2 cores).
+        pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus and shutil.which("taskset") else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel=INFO",
+            [*pin, sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel=INFO", "-n", f"{name}@%h",
              "--concurrency=1", "--pool=prefork", "--without-gossip", "--without-mingle"],
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_ready()
+        if wait:  # wait=False: the caller starts several at once, then calls wait_ready() on each
+            self.wait_ready()
 
-    def _wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -119,8 +132,53 @@ def client(stack: None) -> Iterator[Any]:
 
     from service.main import app
 
-    with TestClient(app) as test_client:
+    with TestClient(app, headers={"X-API-Key": os.environ["GANSERVE_API_KEY"]}) as test_client:
         yield test_client
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real API as a uvicorn subprocess on a free port, with the tests' environment; yields its base URL.
+    For clients that need a socket (a browser), which the in-process TestClient cannot give."""
+    import httpx
+
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("live_server") / "uvicorn.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it until the session ends
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port),
+         # Open event streams must not hold the shutdown at the end of the session.
+         "--timeout-graceful-shutdown", "3"],
+        cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited early:\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn not up within 60 s:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield url
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    log.close()
 
 
 def wait_for_job(client: Any, job_id: str, timeout: float = 300.0,

@@ -1,22 +1,32 @@
 """A worker's ownership of a job: one conditional UPDATE claims it, every later write is fenced by the token.
 
-Celery may deliver a message twice (acks_late, redelivery after a lost worker); the claim makes that harmless:
-only a queued job, or a running one whose heartbeat went stale, can be claimed, and only by one worker.
+Celery may deliver a message twice (acks_late, redelivery, the reconciler's re-sends); the claim makes that
+harmless: only a queued job, or a running one whose heartbeat is older than settings.lease_timeout_s, can
+be claimed, and only by one worker. While a job runs, a background thread beats every settings.heartbeat_s,
+so liveness means "the process is alive" even through long steps (dataset loading, ONNX export), and the
+training loop's stop check only reads flags the beat refreshed: no database round trip per iteration.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, extract, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.db import session_scope
 from service.settings import get_settings
 from service.tables import Job
+
+log = logging.getLogger(__name__)
 
 
 class LeaseLost(RuntimeError):
@@ -24,7 +34,7 @@ class LeaseLost(RuntimeError):
 
 
 class Busy(RuntimeError):
-    """The job is running on a live worker; try this delivery again later."""
+    """The job is running on a live worker; this delivery is a duplicate."""
 
 
 @dataclass
@@ -32,9 +42,13 @@ class Lease:
     job_id: uuid.UUID
     token: uuid.UUID
     attempt: int
+    # monotonic() after which the job is over settings.job_time_limit_s (counted from its first start).
+    deadline: float = float("inf")
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    lost: threading.Event = field(default_factory=threading.Event)
     _last_beat: float = field(default_factory=time.monotonic)
 
-    def fenced(self) -> object:
+    def fenced(self) -> ColumnElement[bool]:
         """The WHERE clause every write of this worker carries."""
         return (Job.id == self.job_id) & (Job.lease_token == self.token) & (Job.status == "running")
 
@@ -43,58 +57,102 @@ class Lease:
         result = session.execute(update(Job).where(self.fenced()).values(**values)
                                  .execution_options(synchronize_session=False))
         if result.rowcount != 1:  # type: ignore[attr-defined]
+            self.lost.set()
             raise LeaseLost(f"job {self.job_id}: lease {self.token} is no longer held")
 
     def heartbeat(self, *, iteration: int | None = None, progress: float | None = None,
                   force: bool = False) -> bool:
-        """Record liveness (rate-limited to settings.heartbeat_s); returns True when a cancel was asked."""
+        """Record liveness in a short transaction (at most every settings.heartbeat_s unless forced);
+        returns whether the job should stop (cancel asked, lease lost or time limit passed)."""
         now = time.monotonic()
-        if not force and now - self._last_beat < get_settings().heartbeat_s:
-            return False
-        self._last_beat = now
-        values: dict[str, object] = {"heartbeat_at": func.now()}
-        if iteration is not None:
-            values["iteration"] = iteration
-        if progress is not None:
-            values["progress"] = progress
-        with session_scope() as session:
-            self.write(session, **values)
-            return bool(session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
+        if force or now - self._last_beat >= get_settings().heartbeat_s:
+            self._last_beat = now
+            values: dict[str, object] = {"heartbeat_at": func.now()}
+            if iteration is not None:
+                values["iteration"] = iteration
+            if progress is not None:
+                values["progress"] = progress
+            with session_scope() as session:
+                result = session.execute(update(Job).where(self.fenced()).values(**values)
+                                         .returning(Job.cancel_requested)
+                                         .execution_options(synchronize_session=False)).first()
+            if result is None:
+                self.lost.set()
+            elif result[0]:
+                self.cancel_requested.set()
+        return self.should_stop()
+
+    def timed_out(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    def should_stop(self) -> bool:
+        """Cheap: flags only. The training loop asks this every iteration."""
+        return self.cancel_requested.is_set() or self.lost.is_set() or self.timed_out()
+
+    @contextmanager
+    def heartbeating(self) -> Iterator[Lease]:
+        """Beat from a background thread while the body runs. A database outage only skips beats: if it
+        outlasts lease_timeout_s another worker may claim the job, and the next beat then finds the lease
+        lost, which stops this one."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(get_settings().heartbeat_s):
+                try:
+                    if self.heartbeat(force=True) and self.lost.is_set():
+                        return
+                except SQLAlchemyError as exc:
+                    log.warning("heartbeat of job %s failed: %s", self.job_id, type(exc).__name__)
+
+        thread = threading.Thread(target=loop, name=f"heartbeat-{self.job_id}", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join(timeout=10)
 
 
-def stale_after() -> timedelta:
+def lease_timeout() -> timedelta:
     """A running job whose heartbeat is older than this is presumed dead and may be claimed again."""
-    return timedelta(seconds=max(10.0, 8 * get_settings().heartbeat_s))
+    return timedelta(seconds=get_settings().lease_timeout_s)
+
 
 
 def claim(job_id: uuid.UUID) -> Lease | None:
     """Take the job, or return None when there is nothing to run (finished, cancelled, unknown).
 
-    Raises Busy when another live worker holds it. After settings.max_attempts claims the job fails
-    instead of looping (a poison job)."""
+    Raises Busy when another live worker holds it. A dead worker's job is cancelled here if a cancel was
+    asked, and failed after settings.max_attempts claims (a poison job that kills its worker every time
+    does not loop)."""
+    settings = get_settings()
     token = uuid.uuid4()
-    max_attempts = get_settings().max_attempts
+    limit = timedelta(seconds=settings.job_time_limit_s)
     with session_scope() as session:
-        claimable = (Job.id == job_id) & (Job.attempts < max_attempts) & (
-            (Job.status == "queued")
-            | ((Job.status == "running") & (Job.heartbeat_at < func.now() - stale_after())))
+        dead = (Job.id == job_id) & ((Job.status == "queued") | (
+            (Job.status == "running") & (Job.heartbeat_at < func.now() - lease_timeout())))
         row = session.execute(
-            update(Job).where(claimable).values(
-                status="running", lease_token=token, attempts=Job.attempts + 1, heartbeat_at=func.now(),
-                started_at=func.coalesce(Job.started_at, func.now()), error=None)
-            .returning(Job.attempts).execution_options(synchronize_session=False)).first()
+            update(Job).where(dead, Job.attempts < settings.max_attempts, Job.cancel_requested.is_(False))
+            .values(status="running", lease_token=token, attempts=Job.attempts + 1, heartbeat_at=func.now(),
+                    started_at=func.coalesce(Job.started_at, func.now()), error=None)
+            .returning(Job.attempts, extract("epoch", func.coalesce(Job.started_at, func.now())
+                                             + limit - func.now()))
+            .execution_options(synchronize_session=False)).first()
         if row is not None:
-            return Lease(job_id, token, row[0])
-        job = session.get(Job, job_id)
-        if job is None or job.status not in ("queued", "running"):
+            return Lease(job_id, token, row[0], deadline=time.monotonic() + float(row[1]))
+        ended = session.execute(
+            update(Job).where(dead, Job.cancel_requested.is_(True))
+            .values(status="cancelled", lease_token=None, finished_at=func.now())
+            .returning(Job.id).execution_options(synchronize_session=False)).first()
+        if ended is None:
+            ended = session.execute(
+                update(Job).where(dead, Job.attempts >= settings.max_attempts)
+                .values(status="failed", lease_token=None, finished_at=func.now(),
+                        error=f"gave up after {settings.max_attempts} attempts: each time its worker stopped "
+                              "heartbeating (killed, crashed or out of memory)")
+                .returning(Job.id).execution_options(synchronize_session=False)).first()
+        if ended is not None:
             return None
-        if job.attempts >= max_attempts and (
-                job.status == "queued" or job.heartbeat_at is None
-                or session.scalar(select(Job.heartbeat_at < func.now() - stale_after())
-                                  .where(Job.id == job_id))):
-            job.status = "failed"
-            job.error = (job.error or "") + f" (gave up after {job.attempts} attempts)"
-            job.finished_at = func.now()
-            job.lease_token = None
-            return None
-        raise Busy(f"job {job_id} is running on another worker")
+        if session.scalar(select(Job.status).where(Job.id == job_id)) == "running":
+            raise Busy(f"job {job_id} is running on another worker")
+        return None

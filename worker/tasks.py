@@ -8,23 +8,29 @@ from collections.abc import Callable
 
 from celery import Task
 
+import service.dataset_store  # noqa: F401 - registers uploaded datasets with models.datasets (issue 8)
+from service import logs
 from worker import training_job
 from worker.celery_app import PARZEN_TASK, TRAIN_TASK, app
-from worker.lease import Busy, Lease, claim, stale_after
+from worker.lease import Busy, Lease, claim
 
 log = logging.getLogger(__name__)
 
 
 def _run_claimed(task: Task, job_id: str, work: Callable[[Lease], None]) -> None:
-    try:
-        lease = claim(uuid.UUID(job_id))
-    except Busy as exc:
-        # Another live worker runs it (a duplicate delivery): look again once its heartbeat could be stale.
-        raise task.retry(exc=exc, countdown=stale_after().total_seconds(), max_retries=None) from exc
-    if lease is None:
-        log.info("job %s: nothing to do (finished, cancelled or unknown)", job_id)
-        return
-    work(lease)
+    with logs.job_context(job_id):  # every log line of this job carries its id
+        try:
+            lease = claim(uuid.UUID(job_id))
+        except Busy:
+            # A duplicate delivery while a live worker runs the job: drop it. Should that worker die, its
+            # heartbeat goes stale and the reconciler (service/reconciler.py) sends the job again.
+            log.info("duplicate delivery: the job is running on another worker")
+            return
+        if lease is None:
+            log.info("nothing to do (finished, cancelled or unknown)")
+            return
+        log.info("claimed the job (attempt %d)", lease.attempt)
+        work(lease)
 
 
 @app.task(name=TRAIN_TASK, bind=True)

@@ -11,16 +11,18 @@ import uuid
 import numpy as np
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from models import datasets
 from models.config import TrainConfig
-from service import blobs
+from service import blobs, parzen
 from service.db import session_scope
 from service.images import grid_png
 from service.settings import get_settings
 from service.tables import Job, JobMetric, JobSnapshot, ModelVersion
 from worker.export import Exported, export_generator
 from worker.lease import Lease, LeaseLost
+from worker import train_conv
 from worker.train import NonFiniteLoss, TrainingStopped, TrainOutcome, train
 
 log = logging.getLogger(__name__)
@@ -62,37 +64,61 @@ class DatabaseHooks:
             blobs.put(session, checkpoint_key(self.lease.job_id), blob)
 
     def should_stop(self) -> bool:
-        return self.lease.heartbeat(iteration=self.iteration, progress=self._progress())
+        # Flags only (the lease's heartbeat thread refreshes them): a cancel is seen at the first iteration
+        # check after the next beat, i.e. within settings.heartbeat_s.
+        return self.lease.should_stop()
 
     def _progress(self) -> float:
         return min(1.0, self.iteration / self.config.iterations)
 
 
 def run(lease: Lease) -> None:
-    """Run a claimed training job to one of succeeded / failed / cancelled."""
-    with session_scope() as session:
-        job = session.get(Job, lease.job_id)
-        assert job is not None
-        config = TrainConfig.from_dict(job.config)
-        try:
-            resume_bytes: bytes | None = blobs.get(session, checkpoint_key(job.id))
-        except blobs.BlobMissing:
-            resume_bytes = None
-    splits = datasets.load(config.dataset, get_settings().resolved_data_dir, fetch_missing=True)
-    hooks = DatabaseHooks(lease, config, splits.image_shape)
-    if resume_bytes:
-        log.info("job %s: resuming from its checkpoint (attempt %d)", lease.job_id, lease.attempt)
+    """Run a claimed training job to one of succeeded / failed / cancelled, heartbeating throughout."""
+    with lease.heartbeating():
+        _run(lease)
+
+
+def _run(lease: Lease) -> None:
+    hooks: DatabaseHooks | None = None
     try:
-        outcome = train(config, np.asarray(splits.train), hooks, resume=resume_bytes)
+        with session_scope() as session:
+            job = session.get(Job, lease.job_id)
+            assert job is not None
+            config = TrainConfig.from_dict(job.config)
+            try:
+                resume_bytes: bytes | None = blobs.get(session, checkpoint_key(job.id))
+            except blobs.BlobMissing:
+                resume_bytes = None
+        splits = datasets.load(config.dataset, get_settings().resolved_data_dir, fetch_missing=True)
+        hooks = DatabaseHooks(lease, config, splits.image_shape)
+        if resume_bytes:
+            log.info("job %s: resuming from its checkpoint (attempt %d)", lease.job_id, lease.attempt)
+        # Figure 2d's conv nets need autograd (worker/train_conv.py); the MLPs keep the fused trainer.
+        trainer = train_conv.train if config.architecture == "conv" else train
+        outcome = trainer(config, np.asarray(splits.train), hooks, resume=resume_bytes)
         exported = export_generator(outcome.generator, config, splits.image_shape,
                                     {"ganserve.dataset": config.dataset,
                                      "ganserve.dataset_sha256": splits.sha256,
                                      "ganserve.job_id": str(lease.job_id)})
-        register(lease, job.model_name, config, splits, outcome, exported)
+        version = register(lease, job.model_name, config, splits, outcome, exported)
+        # Issue 4: score the new version (commit, then enqueue). Never raises: the job has succeeded.
+        parzen.queue_for_version(job.model_name, version.version)
     except LeaseLost:
         log.warning("job %s: lease lost; another worker owns it now", lease.job_id)
     except TrainingStopped:
-        finish(lease, "cancelled", None)
+        if lease.lost.is_set():
+            log.warning("job %s: lease lost; another worker owns it now", lease.job_id)
+        elif lease.cancel_requested.is_set():
+            finish(lease, "cancelled", None)
+        else:
+            at = hooks.iteration if hooks else 0
+            finish(lease, "failed", f"time limit exceeded: stopped at iteration {at} after "
+                                    f"job_time_limit_s={get_settings().job_time_limit_s:g} s")
+    except (OperationalError, InterfaceError) as exc:
+        # The database went away: not the job's fault. It stays `running`; once PostgreSQL is back its
+        # heartbeat is stale, the reconciler re-sends it and the next claim resumes from the checkpoint.
+        log.warning("job %s: database unreachable (%s); leaving it to the reconciler", lease.job_id,
+                    type(exc).__name__)
     except NonFiniteLoss as exc:
         finish(lease, "failed", str(exc))
     except Exception as exc:

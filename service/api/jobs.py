@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
 from service import blobs, jobs
 from service.auth import require_api_key
 from service.db import session_scope
-from service.schemas import JobOut, JobRequest
+from service.schemas import DB_INT_MAX, MODEL_NAME, JobOut, JobRequest
 from service.tables import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -31,7 +31,8 @@ def create_job(body: JobRequest, response: Response,
 
 @router.get("", response_model=list[JobOut])
 def list_jobs(status: JobStatus | None = None,
-              model: str | None = None, limit: int = Query(default=100, ge=1, le=1000)) -> list[JobOut]:
+              model: str | None = Query(default=None, pattern=MODEL_NAME),
+              limit: int = Query(default=100, ge=1, le=1000)) -> list[JobOut]:
     return [JobOut.of(job) for job in jobs.list_jobs(status, model, limit)]
 
 
@@ -47,7 +48,8 @@ def cancel_job(job_id: uuid.UUID) -> JobOut:
 
 
 @router.get("/{job_id}/metrics")
-def job_metrics(job_id: uuid.UUID, after: int = Query(default=-1, ge=-1)) -> list[dict[str, float]]:
+def job_metrics(job_id: uuid.UUID,
+                after: int = Query(default=-1, ge=-1, le=DB_INT_MAX)) -> list[dict[str, float]]:
     """The training curves: one row per logging interval (iteration, lr, losses, D(x), D(G(z)), V, JSD…)."""
     return jobs.metrics(job_id, after)
 
@@ -61,7 +63,7 @@ def job_snapshots(job_id: uuid.UUID) -> list[dict[str, object]]:
 
 @router.get("/{job_id}/snapshots/{iteration}", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
-def job_snapshot(job_id: uuid.UUID, iteration: int) -> Response:
+def job_snapshot(job_id: uuid.UUID, iteration: int = Path(ge=0, le=DB_INT_MAX)) -> Response:
     snap = next((s for s in jobs.snapshots(job_id) if s.iteration == iteration), None)
     if snap is None:
         raise jobs.NotFound(f"job {job_id} has no snapshot at iteration {iteration}")

@@ -42,7 +42,7 @@ def data(seed: int, n: int, n_centres: int, dim: int, step: float = 1 / 16) -> t
     (Rounding of the float32 GEMM on general data is covered by test_general_float_data.)
     """
     rng = np.random.default_rng(seed)
-    k = int(round(1 / step))
+    k = round(1 / step)
     q = (rng.integers(0, k, (n, dim)) * step).astype(np.float32)
     c = (rng.integers(0, k, (n_centres, dim)) * step).astype(np.float32)
     return q, c
@@ -56,8 +56,11 @@ def f32_distance_atol(q: np.ndarray, c: np.ndarray, sigmas: list[float]) -> np.n
 
 
 SIGMAS = [0.05, 0.1, 0.2, 0.5, 1.0, 3.0]
-# relative error < 1e-6; the atol only matters where log p crosses 0 (float32 exp: ~3e-8 nats there)
-TOL = {"rtol": 1e-6, "atol": 1e-7}
+
+
+def close(got: np.ndarray, want: np.ndarray | list[float]) -> None:
+    """Relative error < 1e-6; the atol only matters where log p crosses 0 (float32 exp: ~3e-8 nats)."""
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
 
 def test_paper_grid() -> None:
@@ -72,13 +75,12 @@ def test_matches_brute_force(n_threads: int) -> None:
     got = log_likelihoods(q, c, SIGMAS, n_threads=n_threads)
     assert got.shape == (len(SIGMAS), 37) and got.dtype == np.float64
     assert np.isfinite(got).all()
-    np.testing.assert_allclose(got, want, **TOL)
+    close(got, want)
 
 
 def test_naive_matches_brute_force() -> None:
     q, c = data(1, 29, 41, 12)
-    np.testing.assert_allclose(naive_log_likelihoods(q, c, SIGMAS, query_batch=7), brute_force(q, c, SIGMAS),
-                               **TOL)
+    close(naive_log_likelihoods(q, c, SIGMAS, query_batch=7), brute_force(q, c, SIGMAS))
 
 
 def test_general_float_data() -> None:
@@ -100,7 +102,7 @@ def test_batched_equals_unbatched(qb: int, cb: int) -> None:
     got = log_likelihoods(q, c, SIGMAS, query_batch=qb, centre_batch=cb)
     # exact distances: only the float32 exp of differently shifted blocks may differ (~1e-7 nats)
     np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-7)
-    np.testing.assert_allclose(got, brute_force(q, c, SIGMAS), **TOL)
+    close(got, brute_force(q, c, SIGMAS))
 
 
 def test_tile_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,7 +128,7 @@ def test_tiny_sigma_where_naive_exp_underflows() -> None:
     for got in (log_likelihoods(q, c, sig), log_likelihoods(q, c, sig, query_batch=2, centre_batch=3),
                 naive_log_likelihoods(q, c, sig)):
         assert np.isfinite(got).all()
-        np.testing.assert_allclose(got, want, **TOL)
+        close(got, want)
 
 
 def test_negative_rounded_distance_is_clamped() -> None:
@@ -137,8 +139,8 @@ def test_negative_rounded_distance_is_clamped() -> None:
     out = np.empty((2, 2))
     parzen._reduce_tile(e, xsq, coef, np.empty(8, np.float32), out)
     for k, ck in enumerate(coef):
-        np.testing.assert_allclose(out[k], [np.log(1 + np.exp(-4 * ck)),
-                                            np.log(np.exp(-1.5 * ck) + np.exp(-3 * ck))], **TOL)
+        close(out[k], [np.log(1 + np.exp(-4 * ck)),
+                                            np.log(np.exp(-1.5 * ck) + np.exp(-3 * ck))])
 
 
 def test_query_equal_to_centre() -> None:
@@ -148,7 +150,7 @@ def test_query_equal_to_centre() -> None:
     got = log_likelihoods(q, c, sig)
     assert np.isfinite(got).all()
     # d = 0 dominates those rows: log p ~= -log N - d log(sigma sqrt(2pi))
-    np.testing.assert_allclose(got, brute_force(q, c, sig), **TOL)
+    close(got, brute_force(q, c, sig))
 
 
 def test_select_sigma_picks_known_argmax() -> None:
@@ -211,3 +213,23 @@ def test_evaluate_rejects_bad_n_valid() -> None:
     q, c = data(9, 4, 4, 3)
     with pytest.raises(ValueError, match="n_valid"):
         evaluate(c, q, q, n_valid=0)
+
+
+def test_bench_main_json_on_fake_mnist(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench.parzen end to end on tiny stand-in splits: the CLI prints one JSON object, last line."""
+    from types import SimpleNamespace
+
+    from bench import parzen as bench_parzen
+    from models import datasets
+
+    rng = np.random.default_rng(10)
+    fake = SimpleNamespace(train=rng.random((60, 8), dtype=np.float32), valid=rng.random((30, 8), dtype=np.float32),
+                           test=rng.random((40, 8), dtype=np.float32))
+    monkeypatch.setattr(datasets, "load", lambda name, data_dir: fake)
+    assert bench_parzen.main(["--quick", "--json", "--data-dir", "/nonexistent"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("seconds", "ll", "se", "sigma", "grid", "gemm_gflops", "distance_gflops", "fraction_of_gemm",
+                "naive_seconds", "naive_extrapolated_from", "speedup_vs_naive"):
+        assert key in r
+    assert (r["n_samples"], r["n_valid"], r["n_test"]) == (60, 30, 40)
+    assert r["naive_agrees"]["same_sigma"] and r["gemm_gflops"] > 0

@@ -1,0 +1,42 @@
+"""The gallery page: static HTML, CSS and ES modules from service/static, no build step, no CDN.
+
+`/` is the page itself (deep links like `/?model=mnist&version=2&seed=123` are read by app.js);
+`/static/…` holds its assets. Mounted after the API routers so no API path is shadowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from models.config import PRESETS
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+def index() -> FileResponse:
+    # no-cache: a redeploy's new page (and its asset list) is revalidated rather than served stale.
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
+                        headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/gallery/options", tags=["gallery"])
+def options() -> dict[str, object]:
+    """What the training form offers: each preset's dataset, iteration budget and k, and the datasets."""
+    presets = {name: {"dataset": c.dataset, "iterations": c.iterations, "k": c.k} for name, c in PRESETS.items()}
+    # Issue 8: uploads too (service/dataset_store.py); kind and shape label the picker's entries.
+    from service import dataset_store
+
+    info = {d["name"]: {"kind": d["kind"], "image_shape": d["image_shape"]} for d in dataset_store.list_all()}
+    return {"presets": presets, "datasets": list(info), "dataset_info": info}
+
+
+def mount(app: FastAPI) -> None:
+    """Serve /static; call after every API router is included."""
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,20 @@
+"""GET /jobs/{id}/toy: the paper's Figure 1 data of a toy-1d job (data density, G's histogram, D(x))."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from service import figure1, jobs
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+@router.get("/{job_id}/toy")
+def job_toy(job_id: uuid.UUID, after: int = Query(default=-1, ge=-1)) -> list[dict[str, Any]]:
+    """One entry per snapshot iteration > `after`: {iteration, x, data_density, d, bins, g_density}.
+    Empty for jobs that are not 1-D (only toy-1d training stores these)."""
+    jobs.get(job_id)  # 404 for an unknown job
+    return figure1.after(job_id, after)

@@ -1,0 +1,63 @@
+"""Training checkpoints: everything a run needs to continue bit-identically, as bytes (torch.save).
+
+A state is a dict of plain values and tensors:
+  format            CHECKPOINT_FORMAT
+  config            JSON of TrainConfig.to_dict() (sorted keys): a checkpoint of another config is refused
+  data_shape        [N, D] of the training array it was trained on
+  iteration         completed Algorithm-1 iterations (= the schedule position: one update of each net per
+                    iteration with k = 1; the k D-steps of an iteration share its lr and momentum)
+  generator, discriminator   state_dicts (fp32)
+  opt_g, opt_d      optimizer states (momentum increments, or Adam's moments and step)
+  rng               the run's torch.Generator state (minibatch indices, z and the dropout masks all come
+                    from this one generator, so there is no separate dropout RNG)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import torch
+
+from models.config import TrainConfig
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointMismatch(ValueError):
+    """The checkpoint belongs to another run (config, data shape or format differ)."""
+
+
+def config_key(config: TrainConfig) -> str:
+    """The canonical JSON a checkpoint stores to recognise its config."""
+    return json.dumps(config.to_dict(), sort_keys=True)
+
+
+def save_checkpoint(state: dict[str, Any]) -> bytes:
+    out = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, out)
+    return out.getvalue()
+
+
+def load_checkpoint(blob: bytes, config: TrainConfig | None = None,
+                    data_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """The state saved by save_checkpoint, on CPU. With `config` / `data_shape`: raise CheckpointMismatch
+    unless the checkpoint was written by a run of exactly that config on data of that shape."""
+    try:
+        # weights_only: a checkpoint is data (tensors, dicts, numbers, strings), never code to run.
+        state: dict[str, Any] = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointMismatch(f"not a ganserve checkpoint: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointMismatch(f"checkpoint format {state.get('format') if isinstance(state, dict) else None!r}"
+                                 f" is not {CHECKPOINT_FORMAT}")
+    if config is not None and state.get("config") != config_key(config):
+        raise CheckpointMismatch("the checkpoint was written by a run with another config; refusing to resume")
+    if data_shape is not None and tuple(state.get("data_shape", ())) != tuple(data_shape):
+        raise CheckpointMismatch(f"the checkpoint was trained on data of shape {state.get('data_shape')}, "
+                                 f"not {list(data_shape)}")
+    return state
+
+
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointMismatch", "config_key", "load_checkpoint", "save_checkpoint"]

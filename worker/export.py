@@ -1,0 +1,139 @@
+"""ONNX export of a trained generator, checked against torch with onnxruntime.
+
+Graph: input "z" float32 [batch, latent_dim] (dynamic batch) -> output "x" float32 [batch, D], opset 17,
+exported with the TorchScript exporter (dynamo=False: a static MLP needs nothing more, and it is fast).
+metadata_props make the artifact self-describing: the full training config, the image shape, the latent
+size and the noise distribution (plus the caller's extra keys), so `rebuild_generator` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxruntime as ort  # type: ignore[import-untyped]
+import torch
+from onnx import numpy_helper
+
+from models.config import TrainConfig
+from models.nets import Generator, derived_generator, noise
+
+OPSET = 17
+TOLERANCE = 1e-5
+CHECK_BATCH = 64
+
+
+class ExportMismatch(RuntimeError):
+    """onnxruntime's output differs from torch's by more than TOLERANCE."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    onnx: bytes
+    sha256: str
+    max_abs_diff: float
+
+
+def metadata(config: TrainConfig, image_shape: tuple[int, ...], extra: dict[str, str]) -> dict[str, str]:
+    s = float(config.noise_scale)
+    props = {
+        "ganserve.config": json.dumps(config.to_dict(), sort_keys=True),
+        "ganserve.image_shape": json.dumps([int(v) for v in image_shape]),
+        "ganserve.latent_dim": str(config.latent_dim),
+        "ganserve.noise": json.dumps({"kind": "uniform", "low": -s, "high": s}),
+    }
+    props.update({str(k): str(v) for k, v in extra.items()})
+    return props
+
+
+def _to_onnx(generator: Generator, latent_dim: int) -> bytes:
+    out = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")              # the TorchScript exporter's deprecation notice
+        torch.onnx.export(generator, (torch.zeros(2, latent_dim),), out,  # type: ignore[arg-type]
+                          input_names=["z"], output_names=["x"],
+                          dynamic_axes={"z": {0: "batch"}, "x": {0: "batch"}}, opset_version=OPSET,
+                          do_constant_folding=True, dynamo=False)
+    return out.getvalue()
+
+
+def export_generator(generator: Generator, config: TrainConfig, image_shape: tuple[int, ...],
+                     extra_metadata: dict[str, str]) -> Exported:
+    """The ONNX artifact of `generator` (fp32, CPU copy; the caller's module is left as it is)."""
+    g = copy.deepcopy(generator).float().cpu().eval()
+    model = onnx.load_from_string(_to_onnx(g, config.latent_dim))
+    del model.metadata_props[:]
+    for key, value in metadata(config, image_shape, extra_metadata).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    blob = model.SerializeToString()
+    # Check the artifact itself: onnxruntime on 64 z's against the torch module in fp32.
+    z = noise((CHECK_BATCH, config.latent_dim), config.noise_scale, derived_generator(config.seed, 4))
+    with torch.no_grad():
+        expected = g(z).numpy()
+    got = run_onnx(blob, z.numpy())
+    diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
+    if not diff <= TOLERANCE:                        # also catches NaN
+        raise ExportMismatch(f"onnxruntime output differs from torch by {diff:.3g} (> {TOLERANCE:g}) "
+                             f"on {CHECK_BATCH} samples; shapes {got.shape} vs {expected.shape}")
+    return Exported(onnx=blob, sha256=hashlib.sha256(blob).hexdigest(), max_abs_diff=diff)
+
+
+def run_onnx(blob: bytes, z: np.ndarray) -> np.ndarray:
+    """x = G(z) with onnxruntime on CPU; z (B, latent) float32 -> (B, D) float32."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(["x"], {"z": np.ascontiguousarray(z, dtype=np.float32)})[0])
+
+
+def read_metadata(blob: bytes) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load_from_string(blob).metadata_props}
+
+
+def rebuild_generator(blob: bytes) -> tuple[Generator, TrainConfig, tuple[int, ...]]:
+    """The torch generator, its config and image shape, from the artifact alone: the config from the
+    metadata, the weights from the Gemm nodes' initializers (in graph order, through Identity aliases —
+    the exporter shares equal initializers, e.g. two all-zero biases)."""
+    model = onnx.load_from_string(blob)
+    props = {p.key: p.value for p in model.metadata_props}
+    config = TrainConfig.from_dict(json.loads(props["ganserve.config"]))
+    image_shape = tuple(json.loads(props["ganserve.image_shape"]))
+    arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    alias = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Identity"}
+
+    def value(name: str) -> torch.Tensor:
+        while name in alias:
+            name = alias[name]
+        return torch.from_numpy(arrays[name].copy())
+
+    g = Generator(config, int(np.prod(image_shape)))
+    gemms = [n for n in model.graph.node if n.op_type == "Gemm"]
+    if len(gemms) != len(g.layers):
+        raise ValueError(f"the artifact has {len(gemms)} Gemm nodes, the config {len(g.layers)} layers")
+    with torch.no_grad():
+        for layer, node in zip(g.linears, gemms, strict=True):
+            trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+            w = value(node.input[1])
+            layer.weight.copy_(w if trans_b else w.t())
+            layer.bias.copy_(value(node.input[2]).reshape(-1))
+    return g.eval(), config, image_shape
+
+
+__all__ = [
+    "OPSET",
+    "TOLERANCE",
+    "ExportMismatch",
+    "Exported",
+    "export_generator",
+    "metadata",
+    "read_metadata",
+    "rebuild_generator",
+    "run_onnx",
+]

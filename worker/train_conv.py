@@ -1,0 +1,193 @@
+"""Algorithm 1 for the conv nets of Figure 2d (models/conv_nets.py), with autograd.
+
+worker/train.py trains the MLPs with hand-written passes over Linear layers; convolutions need autograd, so
+architecture == "conv" runs here (worker/training_job.py picks). The contract is the same as train.train:
+the same hooks, metrics rows, snapshot grids, checkpoint format (worker/checkpoint.py) and errors, and the
+same order of random draws from one seeded torch.Generator (per D-step: minibatch indices, z, D's masks; per
+G-step: z, the masks), so a resumed run continues bit-identically on CPU.
+
+Updates are pylearn2's, as in train.py: SGD with momentum inc = mu*inc - lr*grad, theta += inc (lr decayed
+and momentum ramped by train.learning_rate / train.momentum), or Adam.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.config import TrainConfig
+from models.nets import build_discriminator, build_generator, derived_generator, noise
+from worker.checkpoint import config_key, load_checkpoint, save_checkpoint
+from worker.train import (
+    SNAPSHOT_SAMPLES,
+    NonFiniteLoss,
+    TrainHooks,
+    TrainingStopped,
+    TrainOutcome,
+    learning_rate,
+    momentum,
+)
+
+
+class _Momentum:
+    """pylearn2's rule: inc = mu*inc - lr*grad; theta += inc."""
+
+    def __init__(self, params: list[nn.Parameter]) -> None:
+        self.params = params
+        self.inc = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self, lr: float, mu: float) -> None:
+        for p, inc in zip(self.params, self.inc):
+            assert p.grad is not None
+            inc.mul_(mu).add_(p.grad, alpha=-lr)
+            p.add_(inc)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"inc": [t.detach().cpu() for t in self.inc]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for t, saved in zip(self.inc, state["inc"], strict=True):
+            t.copy_(saved)
+
+
+class _Adam:
+    def __init__(self, params: list[nn.Parameter], config: TrainConfig) -> None:
+        self.opt = torch.optim.Adam(params, lr=config.lr, betas=config.adam_betas)
+
+    def step(self, lr: float, mu: float) -> None:
+        self.opt.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.opt.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(state)
+
+
+def _set_grads(params: list[nn.Parameter], grads: tuple[torch.Tensor, ...]) -> None:
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+
+
+def _optimizer(module: nn.Module, config: TrainConfig) -> _Momentum | _Adam:
+    params = list(module.parameters())
+    return _Momentum(params) if config.optimizer == "sgd" else _Adam(params, config)
+
+
+def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: bytes | None = None,
+          device: str = "auto") -> TrainOutcome:
+    """Run Algorithm 1 on `data` (N, C*32*32) float32 until config.iterations (continuing `resume`)."""
+    started = time.monotonic()
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       "cpu" if device == "auto" else device)
+    if dev.type == "cpu":
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    if data.ndim != 2 or len(data) < 1:
+        raise ValueError(f"training data must be (N, D) with N >= 1, got shape {data.shape}")
+    n, dim, m = data.shape[0], data.shape[1], config.batch_size
+    gnet = build_generator(config, np.asarray(np.mean(data, axis=0, dtype=np.float64))).to(dev)
+    dnet = build_discriminator(config, dim).to(dev)
+    g_opt, d_opt = _optimizer(gnet, config), _optimizer(dnet, config)
+    g_params, d_params = list(gnet.parameters()), list(dnet.parameters())
+    rng = torch.Generator(device=dev).manual_seed(config.seed)
+    start = 0
+    if resume is not None:
+        state = load_checkpoint(resume, config, (n, dim))
+        gnet.load_state_dict(state["generator"])
+        dnet.load_state_dict(state["discriminator"])
+        g_opt.load_state_dict(state["opt_g"])
+        d_opt.load_state_dict(state["opt_d"])
+        rng.set_state(state["rng"])
+        start = int(state["iteration"])
+    x_all = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(dev)         # (N, D)
+    fixed_z = noise((SNAPSHOT_SAMPLES, config.latent_dim), config.noise_scale,
+                    derived_generator(config.seed, 3)).to(dev)
+    s = config.noise_scale
+    real = torch.cat([torch.ones(m, 1, device=dev), torch.zeros(m, 1, device=dev)])     # D's targets
+    acc = torch.zeros(5, device=dev)       # sums: -log D(x), -log(1-D(G(z))), D(x), D(G(z)), g_loss
+    steps = [0, 0]
+    last_row: dict[str, float] = {}
+    last_log_t, last_log_it, last_ckpt = time.monotonic(), start, time.monotonic()
+
+    def d_step(lr: float, mu: float) -> None:
+        idx = torch.randint(n, (m,), generator=rng, device=dev)
+        z = torch.empty(m, config.latent_dim, device=dev).uniform_(-s, s, generator=rng)
+        with torch.no_grad():
+            fake = gnet(z)                                            # G is not updated in the D-step
+        logits = dnet(torch.cat([x_all[idx], fake]), rng)            # (2m, 1) real rows, then fake
+        nll = F.softplus(logits * (1.0 - 2.0 * real))                # -log D(x), -log(1 - D(G(z)))
+        loss = 0.5 * (nll[:m].mean() + nll[m:].mean())               # D ascends the value: descends this
+        _set_grads(d_params, torch.autograd.grad(loss, d_params))
+        d_opt.step(lr, mu)
+        with torch.no_grad():
+            p = torch.sigmoid(logits)
+            acc[:4] += torch.stack([nll[:m].mean(), nll[m:].mean(), p[:m].mean(), p[m:].mean()])
+        steps[0] += 1
+
+    def g_step(lr: float, mu: float) -> None:
+        z = torch.empty(m, config.latent_dim, device=dev).uniform_(-s, s, generator=rng)
+        logits = dnet(gnet(z), rng)                                   # D with fresh dropout, not updated
+        loss = F.softplus(-logits).mean() if config.objective == "non-saturating" \
+            else -F.softplus(logits).mean()                           # -log D(G(z)) or log(1 - D(G(z)))
+        # Only G's gradients: D's weight gradients are never computed in the G-step.
+        _set_grads(g_params, torch.autograd.grad(loss, g_params))
+        g_opt.step(lr, mu)
+        acc[4] += loss.detach()
+        steps[1] += 1
+
+    def checkpoint(done: int) -> bytes:
+        return save_checkpoint({
+            "config": config_key(config), "data_shape": [n, dim], "iteration": done,
+            "generator": gnet.state_dict(), "discriminator": dnet.state_dict(),
+            "opt_g": g_opt.state_dict(), "opt_d": d_opt.state_dict(), "rng": rng.get_state()})
+
+    done = start
+    for it in range(start, config.iterations):
+        if hooks.should_stop():
+            raise TrainingStopped(f"stopped before iteration {it + 1}")
+        lr, mu = learning_rate(config, it), momentum(config, it)
+        for _ in range(config.k):
+            d_step(lr, mu)
+        g_step(lr, mu)
+        done = it + 1
+        final = done == config.iterations
+        sums = acc.tolist()
+        if not all(math.isfinite(v) for v in sums):
+            raise NonFiniteLoss(f"a loss became non-finite at iteration {done}; the run diverged "
+                                f"(try a smaller lr or another seed)")
+        if done % config.log_every == 0 or final:
+            now = time.monotonic()
+            nd, ng = max(steps[0], 1), max(steps[1], 1)
+            value = -(sums[0] + sums[1]) / nd
+            last_row = {"iteration": float(done), "epoch": done / config.epoch_size, "lr": lr, "momentum": mu,
+                        "d_loss": -0.5 * value, "g_loss": sums[4] / ng, "d_real": sums[2] / nd,
+                        "d_fake": sums[3] / nd, "value": value, "jsd": (value + math.log(4.0)) / 2.0,
+                        "it_per_s": (done - last_log_it) / max(now - last_log_t, 1e-9)}
+            hooks.on_metrics(last_row)
+            acc.zero_()
+            steps[0] = steps[1] = 0
+            last_log_t, last_log_it = now, done
+        if done % config.snapshot_every == 0 or final:
+            gnet.eval()
+            with torch.no_grad():
+                hooks.on_snapshot(done, gnet(fixed_z).clamp(0.0, 1.0).cpu().numpy())
+            gnet.train()
+        if not final and time.monotonic() - last_ckpt >= config.checkpoint_seconds:
+            hooks.on_checkpoint(done, checkpoint(done))
+            last_ckpt = time.monotonic()
+    gnet.eval()
+    for p in gnet.parameters():
+        p.requires_grad_(False)
+    return TrainOutcome(generator=gnet.float().cpu(), iterations=done, metrics=last_row,  # type: ignore[arg-type]
+                        seconds=time.monotonic() - started)
+
+
+__all__ = ["train"]
