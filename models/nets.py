@@ -29,6 +29,8 @@ DATA_DIMS: dict[str, int] = {"mnist": 784, "fashion-mnist": 784, "cifar10": 3072
                              "toy-ring": 2, "toy-grid": 2}
 
 # sink(layer, g, a, scale): the weight gradient of `layer` is scale * g.T @ a, its bias gradient g.sum(0).
+# The passes call it once they no longer need the layer's weights, so it may update the layer in place
+# (the momentum update then touches each weight matrix while it is still in cache).
 Sink = Callable[[int, Tensor, Tensor, float], None]
 
 
@@ -189,11 +191,11 @@ class GeneratorPass(_Pass):
             g = torch.ops.aten.sigmoid_backward.grad_input(dx, self.x, grad_input=self.gout)
         for i in range(len(self.w) - 1, -1, -1):
             a = self.z if i == 0 else self.h[i - 1]                              # the layer's input
-            sink(i, g, a, 1.0)
+            if i > 0:
+                gin = torch.mm(g, self.w[i], out=self.gin[i - 1])                # (m, width_{i-1})
+            sink(i, g, a, 1.0)                                                   # layer i may change now
             if i == 0:
                 return
-            gin = self.gin[i - 1]
-            torch.mm(g, self.w[i], out=gin)                                      # (m, width_{i-1})
             torch.ops.aten.threshold_backward.grad_input(gin, self.h[i - 1], 0.0, grad_input=gin)  # ReLU'
             g = gin
 
@@ -257,14 +259,16 @@ class DiscriminatorPass(_Pass):
         g = dlogits
         for i in range(len(self.w) - 1, -1, -1):
             scale = 1.0 / self.keeps[i] if self.masks[i] is not None else 1.0
+            last = i == 0 and not input_grad
+            if not last:                                                         # (r, n_i) = g @ W_i
+                gin = self.gin[i][:r].addmm_(g, self.w[i], beta=0.0, alpha=scale)  # in place: no copy
             if sink is not None:
-                sink(i, g, self.used[i], scale)
-            if i == 0 and not input_grad:
+                sink(i, g, self.used[i], scale)                                  # layer i may change now
+            if last:
                 return None
-            gin = torch.addmm(self.gin[i][:r], g, self.w[i], beta=0.0, alpha=scale, out=self.gin[i][:r])
             mask = self.masks[i]
             if mask is not None:
-                gin.mul_(mask[:r])                                               # (r, n_i)
+                gin.mul_(mask[:r])
             if i == 0:
                 return gin
             # Maxout: the gradient goes to the winning piece (ties, ~never in fp32: to each tied piece).

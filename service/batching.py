@@ -17,13 +17,14 @@ whatever the batch around it (tests check this), so batching never changes a res
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,7 +128,14 @@ class MicroBatcher:
                             self._running = False
                             return
                     continue
-            self._execute(self._collect(first))
+            batch = self._collect(first)
+            try:
+                self._execute(batch)
+            except Exception as exc:  # a bug here must fail these requests, not kill the thread
+                log.exception("micro-batch of %d requests failed", len(batch))
+                for item in batch:
+                    with contextlib.suppress(InvalidStateError):
+                        item.future.set_exception(exc)
 
     def _collect(self, first: _Item) -> list[_Item]:
         """The requests of the next run: `first`, whatever is queued, and -- only when the previous run served

@@ -99,7 +99,8 @@ def _ones(g: Tensor) -> Tensor:
 
 class Momentum:
     """pylearn2's momentum rule, exactly: inc = mu*inc - lr*grad; theta += inc. The first half is fused
-    into the weight-gradient product (addmm with beta=mu, alpha=-lr)."""
+    into the weight-gradient product (addmm with beta=mu, alpha=-lr); the second follows at once, layer by
+    layer, while the increment is still in cache."""
 
     def __init__(self, linears: list[nn.Linear]) -> None:
         self.params = [p for lin in linears for p in (lin.weight, lin.bias)]
@@ -109,7 +110,9 @@ class Momentum:
     def begin(self, lr: float, mu: float) -> None:
         self.lr, self.mu = lr, mu
 
+    @torch.no_grad()
     def sink(self, layer: int, g: Tensor, a: Tensor, scale: float) -> None:
+        w, b = self.params[2 * layer], self.params[2 * layer + 1]
         w_inc, b_inc = self.inc[2 * layer], self.inc[2 * layer + 1]
         if g.dtype == w_inc.dtype:                     # (out, in) <- mu * inc - lr * scale * g.T @ a
             w_inc.addmm_(g.t(), a, beta=self.mu, alpha=-self.lr * scale)
@@ -117,10 +120,11 @@ class Momentum:
         else:                                          # bf16 product, fp32 increments
             w_inc.mul_(self.mu).add_(torch.mm(g.t(), a), alpha=-self.lr * scale)
             b_inc.mul_(self.mu).add_(g.sum(0, dtype=b_inc.dtype), alpha=-self.lr)
+        w.add_(w_inc)
+        b.add_(b_inc)
 
-    @torch.no_grad()
     def step(self) -> None:
-        torch._foreach_add_(self.params, self.inc)
+        """Nothing left to do: sink() has updated every layer."""
 
     def state_dict(self) -> dict[str, Any]:
         return {"inc": [t.detach().cpu() for t in self.inc]}

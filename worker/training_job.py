@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select, text
@@ -20,9 +21,9 @@ from service.db import session_scope
 from service.images import grid_png
 from service.settings import get_settings
 from service.tables import Job, JobMetric, JobSnapshot, ModelVersion
+from worker import toy_snapshot, train_conv
 from worker.export import Exported, export_generator
 from worker.lease import Lease, LeaseLost
-from worker import train_conv
 from worker.train import NonFiniteLoss, TrainingStopped, TrainOutcome, train
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class DatabaseHooks:
                                                      values=row).on_conflict_do_nothing())
 
     def on_snapshot(self, iteration: int, samples: np.ndarray) -> None:
+        if datasets.is_toy(self.config.dataset):
+            return  # points, not images: a toy's progress is drawn by on_figure1 (the paper's Figure 1)
         key = f"snapshots/{self.lease.job_id}/{iteration:09d}.png"
         png = grid_png(samples, self.image_shape)
         with session_scope() as session:
@@ -57,6 +60,10 @@ class DatabaseHooks:
             blobs.put(session, key, png, "image/png")
             session.execute(insert(JobSnapshot).values(job_id=self.lease.job_id, iteration=iteration,
                                                        blob_key=key).on_conflict_do_nothing())
+
+    def on_figure1(self, iteration: int, generator: Any, discriminator: Any) -> None:
+        """1-D toys: data density, G's histogram and D(x) on one axis, stored for the gallery."""
+        toy_snapshot.record(self.lease, iteration, generator, discriminator, self.config)
 
     def on_checkpoint(self, iteration: int, blob: bytes) -> None:
         with session_scope() as session:

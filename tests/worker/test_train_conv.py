@@ -79,7 +79,8 @@ def test_shapes_and_init_are_the_authors() -> None:
     assert d.hidden[0].in_features == 192 * 5 * 5 and d.hidden[0].out_features == 500 * 5
     assert float(g.layers[0].weight.detach().abs().max()) <= 0.05
     assert float(d.convs[0].weight.detach().abs().max()) <= 0.005
-    x = g(torch.rand(2, 100))
+    with torch.no_grad():
+        x = g(torch.rand(2, 100))
     assert x.shape == (2, 3072) and 0.0 < float(x.min()) and float(x.max()) < 1.0
     # Test time (no generator): deterministic; training: masks from the run's generator, reproducible.
     assert torch.equal(d(x), d(x))
