@@ -35,6 +35,10 @@ import torch
 from models.config import PRESETS, TrainConfig
 from worker.train import TrainingStopped, train
 
+FLOPS_COUNTED = ("2*M*K*N per matrix product; D-step: G fwd (m rows), D fwd (2m rows), D weight grads, D input "
+                 "grads of layers 2..L; G-step: G fwd (m), D fwd (m), D input grads of all layers, G weight "
+                 "grads, G input grads of layers 2..L; no bias or elementwise work")
+
 # (name, rows M, inner K, cols N, A transposed?, B transposed?) — C (M, N) = A (M, K) @ B (K, N).
 Product = tuple[str, int, int, int, bool, bool]
 
@@ -170,6 +174,7 @@ def run(seconds: float = 20, data_dir: str | None = None) -> dict[str, Any]:
         "it_per_s": round(it_s, 2),
         "it_per_s_bf16": round(it_bf16, 2) if it_bf16 else None,
         "flop_per_it": flop,
+        "flops_counted": FLOPS_COUNTED,
         "gemm_gflops": round(gemm, 1),
         "fraction_of_gemm": round(it_s * flop / gemm / 1e9, 3),
         "bf16_speedup": round(it_bf16 / it_s, 3) if it_bf16 else None,

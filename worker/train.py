@@ -271,7 +271,9 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
 
     def snapshot(done: int) -> None:
         gnet.eval()
-        hooks.on_snapshot(done, gnet(fixed_z).float().clamp(0.0, 1.0).cpu().numpy())
+        hooks.on_snapshot(done, gnet(fixed_z).float().cpu().numpy())
+        if dim == 1 and hasattr(hooks, "on_figure1"):   # 1-D toys: the paper's Figure 1 (worker/toy_snapshot.py)
+            hooks.on_figure1(done, gnet, dnet)
 
     def checkpoint(done: int) -> bytes:
         return save_checkpoint({
