@@ -79,9 +79,10 @@ def require_api_key(x_api_key: Annotated[str | None, Security(_HEADER)] = None,
         raise _unauthorized()
 
 
-def read_access(request: Request) -> None:
+async def read_access(request: Request) -> None:
     """App-wide dependency: enforces a key on reads only when settings.read_requires_key is on. It reads the
-    headers itself so the OpenAPI schema does not claim every read needs a key."""
+    headers itself so the OpenAPI schema does not claim every read needs a key. Async because it never
+    blocks: a plain `def` would cost every request a round trip through the thread pool."""
     if not get_settings().read_requires_key or request.url.path in PUBLIC_PATHS:
         return
     given = presented_key(request.headers.get("x-api-key"), request.headers.get("authorization"))

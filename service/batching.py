@@ -112,8 +112,9 @@ class MicroBatcher:
             if item.future.set_running_or_notify_cancel():
                 item.future.set_exception(exc)
             return
-        self.batches += 1
-        self.requests += 1
+        with self._lock:  # pool threads run this concurrently
+            self.batches += 1
+            self.requests += 1
         _finish(item, x)
 
     def _loop(self) -> None:
