@@ -149,8 +149,20 @@ def _noise_data() -> np.ndarray:
     return np.random.default_rng(0).random((50_000, 784), dtype=np.float32)
 
 
-def run(seconds: float = 20, data_dir: str | None = None) -> dict[str, Any]:
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+def run(seconds: float = 20, data_dir: str | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Measure for about `seconds` on `threads` CPUs (default: all this process may use; fewer: the process
+    is pinned to that many, which worker.train turns into its thread count)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    threads = min(threads or len(cpus), len(cpus))
+    os.sched_setaffinity(0, cpus[:threads])
+    try:
+        return _run(seconds, data_dir, threads)
+    finally:
+        os.sched_setaffinity(0, cpus)
+
+
+def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
+    torch.set_num_threads(threads)
     data, source = _data(data_dir)
     config = dataclasses.replace(PRESETS["paper-mnist"], iterations=10**7, log_every=10**7,
                                  snapshot_every=10**7, checkpoint_seconds=1e9)
@@ -197,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.train", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all usable CPUs)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object, last line")
     args = parser.parse_args(argv)
-    result = run(args.seconds, args.data_dir)
+    result = run(args.seconds, args.data_dir, args.threads)
     if args.json:
         print(json.dumps(result))
     else:
