@@ -1,14 +1,16 @@
 """Training speed of the paper-mnist nets (Algorithm 1, k = 1, batch 100) against the matrix-product ceiling.
 
-`python -m bench.train [--seconds S] [--json]`. The run alternates short windows of
+`python -m bench.train [--seconds S] [--threads N] [--json]`. The run alternates short windows of
   - fp32 training (worker.train.train itself, stopped through its should_stop hook),
-  - the GEMM ceiling: exactly the matrix products of one iteration (same shapes and operand layouts as the
-    training step), run alone with torch, back to back, and
+  - the GEMM ceiling: the matrix products of one iteration (same M, K, N and transpositions as the training
+    step), run alone with torch.mm, back to back, and
   - bf16 training (where the CPU/GPU supports bf16),
-so that all three see the same machine. Rates are medians over iterations / passes (robust to other load
-on a shared machine); the wall-clock means are reported beside them.
+so that all three see the same machine. Headline rates are medians over iterations / passes; the lower
+quartiles (`*_p25`: other processes only ever add time, so these estimate a quiet machine), the best and
+the wall-clock means are reported beside them.
 
-FLOPs per iteration (2·M·K·N per product, bias additions and elementwise work excluded), m = batch:
+FLOPs per iteration (2·M·K·N per product; bias and elementwise work excluded — the training step folds
+each bias into its product as one extra K column, not counted), m = batch:
   D-step: G forward on m rows (no G backward); D forward on 2m rows (real and G(z) in one pass);
           D weight gradients of all layers; D input gradients of all layers but the first (none into x).
   G-step: G forward on m fresh z; D forward on m rows; D input gradients of all layers (no D weight
@@ -182,6 +184,7 @@ def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
     it_s = 1.0 / statistics.median(fp32_t)
     gemm = flop / statistics.median(gemm_t) / 1e9
     it_bf16 = 1.0 / statistics.median(bf16_t) if bf16_t else None
+    p25_train, p25_gemm = float(np.percentile(fp32_t, 25)), float(np.percentile(gemm_t, 25))
     return {
         "it_per_s": round(it_s, 2),
         "it_per_s_bf16": round(it_bf16, 2) if it_bf16 else None,
@@ -191,6 +194,10 @@ def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
         "fraction_of_gemm": round(it_s * flop / gemm / 1e9, 3),
         "bf16_speedup": round(it_bf16 / it_s, 3) if it_bf16 else None,
         "ceiling_it_per_s": round(gemm * 1e9 / flop, 2),
+        # Lower quartiles: noise from other processes only adds time, so these estimate a quiet machine.
+        "it_per_s_p25": round(1.0 / p25_train, 2),
+        "gemm_gflops_p25": round(flop / p25_gemm / 1e9, 1),
+        "fraction_of_gemm_p25": round(p25_gemm / p25_train, 3),
         "it_per_s_mean": round(len(fp32_t) / sum(fp32_t), 2),
         "it_per_s_best": round(1.0 / min(fp32_t), 2),
         "gemm_gflops_best": round(flop / min(gemm_t) / 1e9, 1),

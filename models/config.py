@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Objective = Literal["non-saturating", "minimax"]
+Update = Literal["alternating", "simultaneous"]
 Optimizer = Literal["sgd", "adam"]
 OutputKind = Literal["sigmoid", "linear"]
 Architecture = Literal["mlp", "conv"]
@@ -55,6 +56,10 @@ class TrainConfig:
     # The game: D ascends 1/2[log D(x) + log(1 - D(G(z)))]; G ascends log D(G(z)) unless "minimax".
     objective: Objective = "non-saturating"
     k: int = 1
+    # "alternating": Algorithm 1 as printed -- k D-steps, each on fresh data and z, then a G-step on fresh z
+    # through the updated D. "simultaneous": the authors' released code (AdversaryCost2): one forward pass of
+    # x and G(z) through the dropout D gives both nets' gradients, and both step at once (k must be 1).
+    update: Update = "alternating"
     batch_size: int = 100
     # pylearn2 SGD: lr divided by lr_decay after every update, floored at lr_min; momentum rises
     # linearly from momentum_start to momentum_end between epochs 1 and momentum_saturate_epoch.
@@ -135,7 +140,7 @@ PRESETS: dict[str, TrainConfig] = {
 # Fields a job may override; the rest define a preset's architecture or are derived.
 OVERRIDABLE: frozenset[str] = frozenset({
     "iterations", "k", "batch_size", "lr", "lr_decay", "lr_min", "momentum_start", "momentum_end",
-    "objective", "optimizer", "seed", "log_every", "snapshot_every", "checkpoint_seconds", "bf16",
+    "objective", "update", "optimizer", "seed", "log_every", "snapshot_every", "checkpoint_seconds", "bf16",
     "g_hidden", "d_hidden", "d_pieces", "latent_dim",
 })
 
@@ -195,6 +200,12 @@ def validate(c: TrainConfig) -> None:
             raise ConfigError(name, f"must be a non-empty list of layer widths in 1..65536, got {layers!r}")
     if c.objective not in ("non-saturating", "minimax"):
         raise ConfigError("objective", f"must be 'non-saturating' or 'minimax', got {c.objective!r}")
+    if c.update not in ("alternating", "simultaneous"):
+        raise ConfigError("update", f"must be 'alternating' or 'simultaneous', got {c.update!r}")
+    if c.update == "simultaneous" and c.k != 1:
+        raise ConfigError("k", f"must be 1 with update 'simultaneous' (one joint step per iteration), got {c.k}")
+    if c.update == "simultaneous" and c.architecture == "conv":
+        raise ConfigError("update", "the conv architecture trains with 'alternating' only")
     if c.architecture not in ("mlp", "conv"):
         raise ConfigError("architecture", f"must be 'mlp' or 'conv', got {c.architecture!r}")
     if c.architecture == "conv":
@@ -247,4 +258,4 @@ def preset_names() -> list[str]:
     return list(PRESETS)
 
 
-__all__ = ["ConfigError", "TrainConfig", "PRESETS", "OVERRIDABLE", "resolve", "validate", "preset_names"]
+__all__ = ["OVERRIDABLE", "PRESETS", "ConfigError", "TrainConfig", "preset_names", "resolve", "validate"]

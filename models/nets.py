@@ -15,6 +15,7 @@ pylearn2's parameterization up to a fixed permutation of the rows (same shapes, 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
@@ -28,9 +29,9 @@ from models.config import TrainConfig
 DATA_DIMS: dict[str, int] = {"mnist": 784, "fashion-mnist": 784, "cifar10": 3072, "tfd": 2304, "toy-1d": 1,
                              "toy-ring": 2, "toy-grid": 2}
 
-# sink(layer, g, a, scale): the weight gradient of `layer` is scale * g.T @ a, its bias gradient g.sum(0).
-# The passes call it once they no longer need the layer's weights, so it may update the layer in place
-# (the momentum update then touches each weight matrix while it is still in cache).
+# sink(layer, g, a_aug, scale): the gradient of the layer's packed [W | b] is scale * g.T @ a_aug (a_aug: the
+# layer input with its constant column, see _Pass). The passes call it once they no longer need the layer's
+# weights, so it may update the layer in place (while the increment is still in cache).
 Sink = Callable[[int, Tensor, Tensor, float], None]
 
 
@@ -89,6 +90,14 @@ class Discriminator(nn.Module):
         raise AssertionError("unreachable")
 
 
+def _byte_rule(keep: float) -> tuple[int, int] | None:
+    """(t, a) with keep = t / a exactly and a <= 256 the largest multiple of keep's denominator, or None."""
+    for q in range(1, 257):
+        if abs(keep * q - round(keep * q)) < 1e-9:
+            return round(keep * (256 // q * q)), 256 // q * q
+    return None
+
+
 def _data_dim(dataset: str) -> int:
     if dataset in DATA_DIMS:
         return DATA_DIMS[dataset]
@@ -136,25 +145,46 @@ def build_discriminator(config: TrainConfig, input_dim: int) -> Discriminator:
 
 
 class _Pass:
-    """Compute-dtype views of a net's weights: the fp32 parameters themselves, or bf16 copies (autocast)."""
+    """Training layout of a net's Linear layers, for the hand-written passes.
+
+    Each layer's [W | b] lives in one packed (out, in + 1) matrix P (the module's weight and bias become views
+    of it), and each layer input is kept with one extra constant column c: then a_aug @ P.T = a @ W.T + c*b,
+    so one product also adds the bias (no bias broadcast, no read of the output), and g.T @ a_aug gives
+    [dW | c * db] in one product too. With alpha the dropout scale 1/keep, c = keep makes alpha * c = 1.
+    """
 
     def __init__(self, linears: list[nn.Linear], dtype: torch.dtype) -> None:
         self.linears = linears
+        self.packed: list[Tensor] = []
+        for lin in linears:
+            packed = torch.cat([lin.weight.detach(), lin.bias.detach()[:, None]], 1)     # (out, in + 1)
+            lin.weight.data, lin.bias.data = packed[:, :-1], packed[:, -1]
+            self.packed.append(packed)
         self.dtype = dtype
-        same = dtype == linears[0].weight.dtype
-        self.w = [lin.weight.detach() if same else lin.weight.detach().to(dtype) for lin in linears]
-        self.b = [lin.bias.detach() if same else lin.bias.detach().to(dtype) for lin in linears]
-        self.copies = not same
+        self.copies = dtype != self.packed[0].dtype
+        self.w = [p.to(dtype) if self.copies else p for p in self.packed]        # compute-dtype [W | b]
+        self.wt = [w.t() for w in self.w]                                         # (in + 1, out) views
+        self.w_in = [w[:, :-1] for w in self.w]                                   # W without the bias
 
     def refresh(self) -> None:
         """Call after the parameters change: re-round the bf16 copies."""
         if self.copies:
-            for lin, w, b in zip(self.linears, self.w, self.b):
-                w.copy_(lin.weight)
-                b.copy_(lin.bias)
+            for w, p in zip(self.w, self.packed, strict=True):
+                w.copy_(p)
+
+    def release(self) -> None:
+        """Give the module back contiguous, independent weight and bias tensors."""
+        for lin in self.linears:
+            lin.weight.data, lin.bias.data = lin.weight.data.clone(), lin.bias.data.clone()
 
     def buf(self, *shape: int, dtype: torch.dtype | None = None) -> Tensor:
-        return torch.zeros(shape, dtype=dtype or self.dtype, device=self.w[0].device)
+        return torch.zeros(shape, dtype=dtype or self.dtype, device=self.packed[0].device)
+
+    def augmented(self, rows: int, n: int, c: float) -> Tensor:
+        """(rows, n + 1) layer-input buffer whose last column is the constant c."""
+        a = self.buf(rows, n + 1)
+        a[:, n] = c
+        return a
 
 
 class GeneratorPass(_Pass):
@@ -163,41 +193,42 @@ class GeneratorPass(_Pass):
     def __init__(self, g: Generator, rows: int, dtype: torch.dtype) -> None:
         super().__init__(g.linears, dtype)
         self.sigmoid_output = g.sigmoid_output
-        self.z = self.buf(rows, g.latent_dim)                                    # (m, latent)
-        self.h = [self.buf(rows, lin.out_features) for lin in g.linears]        # outputs of each layer
-        self.gin = [self.buf(rows, lin.in_features) for lin in g.linears[1:]]   # grads w.r.t. hidden outputs
-        self.gout = self.buf(rows, g.output_dim)                                 # grad w.r.t. the pre-sigmoid
+        # inputs[i] (m, n_i + 1): z, then each hidden output, with a column of ones (no dropout in G).
+        self.inputs = [self.augmented(rows, lin.in_features, 1.0) for lin in g.linears]
+        self.z = self.inputs[0][:, :-1]                                           # (m, latent), a view
+        self.hidden = [a[:, :-1] for a in self.inputs[1:]]                        # hidden outputs, views
+        self.out = self.buf(rows, g.output_dim)                                   # (m, D)
+        self.gin = [self.buf(rows, lin.in_features) for lin in g.linears[1:]]    # grads w.r.t. hidden outputs
+        self.gout = self.buf(rows, g.output_dim)                                  # grad w.r.t. the pre-sigmoid
+        self.x = self.out
 
     def forward(self, out: Tensor | None = None) -> Tensor:
-        """x = G(self.z) (m, D), written into `out` if given (e.g. the fake half of D's input buffer)."""
-        a = self.z
+        """x = G(self.z) (m, D), written into `out` if given (e.g. the fake rows of D's input buffer)."""
         last = len(self.w) - 1
-        for i, (w, b) in enumerate(zip(self.w, self.b)):
-            dst = out if (i == last and out is not None) else self.h[i]
-            torch.addmm(b, a, w.t(), out=dst)                                    # (m, width_i)
+        for i, wt in enumerate(self.wt):
+            dst = (self.out if out is None else out) if i == last else self.hidden[i]
+            torch.mm(self.inputs[i], wt, out=dst)                                 # (m, width_i), bias included
             if i < last:
                 dst.relu_()
             elif self.sigmoid_output:
                 dst.sigmoid_()
-            a = dst
-        self.x = a
-        return a
+        self.x = dst
+        return dst
 
     def backward(self, dx: Tensor, sink: Sink) -> None:
         """dx (m, D): gradient of the loss w.r.t. G's output. Weight grads of every layer go to `sink`;
         input grads only for the hidden layers (never into z)."""
         g = dx
-        if self.sigmoid_output:                                                  # sigmoid' = x (1 - x)
+        if self.sigmoid_output:                                                   # sigmoid' = x (1 - x)
             g = torch.ops.aten.sigmoid_backward.grad_input(dx, self.x, grad_input=self.gout)
         for i in range(len(self.w) - 1, -1, -1):
-            a = self.z if i == 0 else self.h[i - 1]                              # the layer's input
             if i > 0:
-                gin = torch.mm(g, self.w[i], out=self.gin[i - 1])                # (m, width_{i-1})
-            sink(i, g, a, 1.0)                                                   # layer i may change now
+                gin = torch.mm(g, self.w_in[i], out=self.gin[i - 1])             # (m, width_{i-1})
+            sink(i, g, self.inputs[i], 1.0)                                       # layer i may change now
             if i == 0:
                 return
-            torch.ops.aten.threshold_backward.grad_input(gin, self.h[i - 1], 0.0, grad_input=gin)  # ReLU'
-            g = gin
+            torch.ops.aten.threshold_backward.grad_input(gin, self.hidden[i - 1], 0.0, grad_input=gin)
+            g = gin                                                               # through ReLU'
 
 
 class DiscriminatorPass(_Pass):
@@ -208,75 +239,119 @@ class DiscriminatorPass(_Pass):
         self.gen = generator
         self.pieces, self.units, self.keeps = d.pieces, d.units, d.keeps
         ins = [lin.in_features for lin in d.linears]
-        self.inputs = [self.buf(rows, n) for n in ins]                # masked inputs of each layer (unscaled)
-        self.masks = [self.buf(rows, n) if k < 1.0 else None for n, k in zip(ins, self.keeps)]
-        # Dropout draws: keep entry ⇔ u < t for u uniform random bits. A keep that is a multiple of 1/256
-        # (0.5, 0.75, ...) is exact with 8 bits per entry (u uint8, t = keep * 256); any other keep (0.8)
-        # uses 32 bits (u int32, t = keep * 2^32 - 2^31: P = keep to within 2^-32).
-        self.bits = [8 if (k * 256).is_integer() else 32 for k in self.keeps]
-        self.thresholds = [int(k * 256) if b == 8 else min(round(k * 2**32) - 2**31, 2**31 - 1)
-                           for k, b in zip(self.keeps, self.bits)]
-        self.words = [self.buf(-(-rows * n * b // 64), dtype=torch.int64)     # 64 random bits each
-                      for n, b in zip(ins, self.bits)]
-        self.pre = [self.buf(rows, lin.out_features) for lin in d.linears[:-1]]      # (rows, pieces*units)
-        self.h = [self.buf(rows, u) for u in self.units]                         # maxout outputs
+        # inputs[i] (rows, n_i + 1): layer i's masked input (unscaled) and the constant column keep_i; the
+        # product's alpha = 1/keep_i scales the kept inputs and leaves the bias as it is.
+        self.inputs = [self.augmented(rows, n, k) for n, k in zip(ins, self.keeps, strict=True)]
+        self.masks = [self.buf(rows, n) if k < 1.0 else None for n, k in zip(ins, self.keeps, strict=True)]
+        # Dropout draws: keep entry ⇔ u < t for u uniform random bits, exactly Bernoulli(keep) when keep = t/a
+        # with a <= 256: u is a uniform byte, bytes >= a are redrawn (0.5: t/a = 128/256, 0.8: 204/255);
+        # otherwise u is a uniform int32 and t = keep * 2^32 - 2^31 (P = keep to within 2^-32).
+        rules = [_byte_rule(k) for k in self.keeps]
+        self.bits = [8 if rule else 32 for rule in rules]
+        self.thresholds = [rule if rule else (min(round(k * 2**32) - 2**31, 2**31 - 1), 0)
+                           for k, rule in zip(self.keeps, rules, strict=True)]
+        self.words = [self.buf(-(-rows * n * b // 64), dtype=torch.int64)      # 64 random bits each
+                      for n, b in zip(ins, self.bits, strict=True)]
+        self.pre = [self.buf(rows, lin.out_features) for lin in d.linears[:-1]]  # (rows, pieces*units)
+        self.h = [self.buf(rows, u) for u in self.units]                          # maxout outputs
         self.gpre = [self.buf(rows, lin.out_features) for lin in d.linears[:-1]]
         self.gin = [self.buf(rows, n) for n in ins]
         self.logits = self.buf(rows, 1)
-        self.used: list[Tensor] = []
+        self.rows = 0
+        self._views: dict[int, list[_LayerRows]] = {}
+
+    def views(self, r: int) -> list[_LayerRows]:
+        """Per-layer views of the buffers for r rows, made once (slicing costs Python time every step)."""
+        if r not in self._views:
+            layers = []
+            for i, n in enumerate(lin.in_features for lin in self.linears):
+                words = self.words[i][: -(-r * n * self.bits[i] // 64)]
+                u = words.view(torch.uint8 if self.bits[i] == 8 else torch.int32)[: r * n].view(r, n)
+                mask = self.masks[i]
+                hidden = i < len(self.linears) - 1
+                pre = self.pre[i][:r] if hidden else self.logits[:r]
+                layers.append(_LayerRows(
+                    a=self.inputs[i][:r], a_in=self.inputs[i][:r, :-1], words=words, u=u,
+                    mask=mask[:r] if mask is not None else None, pre=pre, gin=self.gin[i][:r],
+                    pre3=pre.view(r, self.pieces, -1) if hidden else pre,
+                    h=self.h[i][:r] if hidden else pre, gpre=self.gpre[i][:r] if hidden else pre))
+            self._views[r] = layers
+        return self._views[r]
 
     def draw_mask(self, i: int, r: int) -> Tensor:
         """(r, n_i) 0/1 keep mask of layer i's input, Bernoulli(keep_i), from the run's generator."""
-        n, bits = self.inputs[i].shape[1], self.bits[i]
-        words = self.words[i][: -(-r * n * bits // 64)]
-        words.random_(-(2**63), None, generator=self.gen)                        # uniform over all 64 bits
-        u = words.view(torch.uint8 if bits == 8 else torch.int32)[: r * n].view(r, n)
-        mask = self.masks[i]
-        assert mask is not None
-        return torch.lt(u, self.thresholds[i], out=mask[:r])
+        v = self.views(r)[i]
+        assert v.mask is not None
+        v.words.random_(-(2**63), None, generator=self.gen)                       # uniform over all 64 bits
+        t, a = self.thresholds[i]
+        mask = torch.lt(v.u, t, out=v.mask)
+        if 0 < a < 256:                                                           # redraw the bytes >= a
+            flat = mask.view(-1)
+            redo = torch.nonzero(v.u.reshape(-1) >= a).squeeze(1)
+            while redo.numel():
+                u = torch.randint(0, 256, (redo.numel(),), generator=self.gen, device=flat.device, dtype=torch.uint8)
+                flat[redo] = (u < t).to(flat.dtype)
+                redo = redo[u >= a]
+        return mask
 
     def forward(self, x: Tensor) -> Tensor:
-        """Logits (r, 1) of the r inputs x (r, D) with fresh dropout masks; x may be self.inputs[0][:r]."""
-        r = x.shape[0]
+        """Logits (r, 1) of the r inputs x (r, D) with fresh dropout masks; x may be self.inputs[0][:r, :-1]."""
+        r = self.rows = x.shape[0]
         src = x
-        self.used = []
-        for i, (w, b) in enumerate(zip(self.w, self.b)):
-            a, scale = src, 1.0
-            if self.masks[i] is not None:
-                a = torch.mul(src, self.draw_mask(i, r), out=self.inputs[i][:r])  # dropout; 1/keep goes
-                scale = 1.0 / self.keeps[i]                                       # into the product's alpha
-            self.used.append(a)
-            if i == len(self.w) - 1:
-                return torch.addmm(b, a, w.t(), alpha=scale, out=self.logits[:r])   # (r, 1)
-            pre = torch.addmm(b, a, w.t(), alpha=scale, out=self.pre[i][:r])       # (r, pieces*units)
-            src = torch.amax(pre.view(r, self.pieces, -1), 1, out=self.h[i][:r])  # (r, units)
+        last = len(self.w) - 1
+        for i, v in enumerate(self.views(r)):
+            if v.mask is not None:                                                # dropout (unscaled)
+                torch.mul(src, self.draw_mask(i, r), out=v.a_in)
+            elif src.data_ptr() != v.a_in.data_ptr() or src.stride() != v.a_in.stride():
+                v.a_in.copy_(src)
+            # (r, pieces*units) or (r, 1) = alpha * a_aug @ [W | b].T, bias included (alpha * keep = 1)
+            v.pre.addmm_(v.a, self.wt[i], beta=0.0, alpha=1.0 / self.keeps[i])
+            if i == last:
+                return v.pre
+            src = torch.amax(v.pre3, 1, out=v.h)                                  # maxout: (r, units)
         raise AssertionError("unreachable")
 
     def backward(self, dlogits: Tensor, sink: Sink | None, input_grad: bool) -> Tensor | None:
         """dlogits (r, 1). Weight grads to `sink` (None: skip them, as in the G-step); returns the gradient
         w.r.t. D's input x (r, D) if input_grad (the G-step), else stops before the first layer's input."""
-        r = dlogits.shape[0]
+        views = self.views(self.rows)
         g = dlogits
         for i in range(len(self.w) - 1, -1, -1):
-            scale = 1.0 / self.keeps[i] if self.masks[i] is not None else 1.0
+            v, alpha = views[i], 1.0 / self.keeps[i]
             last = i == 0 and not input_grad
-            if not last:                                                         # (r, n_i) = g @ W_i
-                gin = self.gin[i][:r].addmm_(g, self.w[i], beta=0.0, alpha=scale)  # in place: no copy
+            if not last:                                                          # (r, n_i) = alpha g @ W_i
+                v.gin.addmm_(g, self.w_in[i], beta=0.0, alpha=alpha)
             if sink is not None:
-                sink(i, g, self.used[i], scale)                                  # layer i may change now
+                sink(i, g, v.a, alpha)                                            # layer i may change now
             if last:
                 return None
-            mask = self.masks[i]
-            if mask is not None:
-                gin.mul_(mask[:r])
+            if v.mask is not None:
+                v.gin.mul_(v.mask)
             if i == 0:
-                return gin
+                return v.gin
             # Maxout: the gradient goes to the winning piece (ties, ~never in fp32: to each tied piece).
-            gpre = self.gpre[i - 1][:r].view(r, self.pieces, -1)                 # (r, pieces, units)
-            torch.ge(self.pre[i - 1][:r].view(r, self.pieces, -1), self.h[i - 1][:r].unsqueeze(1), out=gpre)
-            gpre.mul_(gin.unsqueeze(1))
-            g = self.gpre[i - 1][:r]
+            below = views[i - 1]
+            gpre3 = below.gpre.view(below.gpre.shape[0], self.pieces, -1)         # (r, pieces, units)
+            torch.ge(below.pre3, below.h.unsqueeze(1), out=gpre3)
+            gpre3.mul_(v.gin.unsqueeze(1))
+            g = below.gpre
         return None
+
+
+@dataclass
+class _LayerRows:
+    """Views of one D layer's buffers for a given number of rows."""
+
+    a: Tensor               # (r, n + 1) layer input with its constant column
+    a_in: Tensor            # (r, n) the input part
+    words: Tensor           # random words for the mask
+    u: Tensor               # (r, n) their bits, as uint8 or int32
+    mask: Tensor | None     # (r, n) 0/1
+    pre: Tensor             # (r, out) pre-activations (the logits for the last layer)
+    pre3: Tensor            # (r, pieces, units) view of pre
+    h: Tensor               # (r, units) maxout output
+    gin: Tensor             # (r, n) gradient w.r.t. the (masked) input
+    gpre: Tensor            # (r, out) gradient w.r.t. pre
 
 
 def parameter_count(module: nn.Module) -> int:
@@ -289,16 +364,5 @@ def noise(shape: tuple[int, ...], scale: float, generator: torch.Generator, devi
     return torch.empty(shape, dtype=dtype, device=device).uniform_(-scale, scale, generator=generator)
 
 
-__all__ = [
-    "DATA_DIMS",
-    "Discriminator",
-    "DiscriminatorPass",
-    "Generator",
-    "GeneratorPass",
-    "Sink",
-    "build_discriminator",
-    "build_generator",
-    "derived_generator",
-    "noise",
-    "parameter_count",
-]
+__all__ = ["DATA_DIMS", "Discriminator", "DiscriminatorPass", "Generator", "GeneratorPass", "Sink",
+           "build_discriminator", "build_generator", "derived_generator", "noise", "parameter_count"]

@@ -37,6 +37,9 @@ class JobRequest(BaseModel):
     momentum_start: float | None = None
     momentum_end: float | None = None
     objective: Literal["non-saturating", "minimax"] | None = None
+    update: Literal["alternating", "simultaneous"] | None = Field(
+        default=None, description="alternating: Algorithm 1 as printed (default); simultaneous: the authors' code, "
+                                  "both nets step from one forward pass (k = 1)")
     optimizer: Literal["sgd", "adam"] | None = None
     seed: int | None = None
     log_every: int | None = None

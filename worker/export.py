@@ -126,14 +126,5 @@ def rebuild_generator(blob: bytes) -> tuple[Generator, TrainConfig, tuple[int, .
     return g.eval(), config, image_shape
 
 
-__all__ = [
-    "OPSET",
-    "TOLERANCE",
-    "ExportMismatch",
-    "Exported",
-    "export_generator",
-    "metadata",
-    "read_metadata",
-    "rebuild_generator",
-    "run_onnx",
-]
+__all__ = ["OPSET", "TOLERANCE", "ExportMismatch", "Exported", "export_generator", "metadata", "read_metadata",
+           "rebuild_generator", "run_onnx"]

@@ -1,18 +1,27 @@
 """Algorithm 1 of Goodfellow et al. (2014), literally, with the authors' MNIST recipe (models.config).
 
-Each iteration: k D-steps, each on a fresh minibatch of data and fresh z, ascending
-½[log D(x) + log(1 − D(G(z)))]; then one G-step on fresh z, ascending log D(G(z)) (non-saturating, §3) or
-descending log(1 − D(G(z))) (minimax). D runs with dropout in both steps. Losses are computed from D's
-logits with softplus, so they never overflow: −log D = softplus(−l), −log(1 − D) = softplus(l).
+Each iteration (config.update "alternating", the default): k D-steps, each on a fresh minibatch of data and
+fresh z, ascending ½[log D(x) + log(1 − D(G(z)))]; then one G-step on fresh z, ascending log D(G(z))
+(non-saturating, §3) or descending log(1 − D(G(z))) (minimax). D runs with dropout in both steps.
+"simultaneous" is the authors' released code instead (AdversaryCost2): one dropout forward pass of a data
+minibatch and G(z) gives both nets' gradients, G's taken through D before D moves, and both step.
+Losses are computed from D's logits with softplus, so they never overflow: −log D = softplus(−l),
+−log(1 − D) = softplus(l). Maxout ties send the gradient to every tied piece, as Theano's max did.
 
 Randomness: one torch.Generator on the device, seeded with config.seed, draws (in this order, per D-step)
 the minibatch indices (torch.randint: i.i.d. uniform over the training set, with replacement — Algorithm 1's
 "sample a minibatch from the data generating distribution"), z, then D's dropout masks; per G-step z, then
-the masks. Its state is in every checkpoint, so a resumed run is bit-identical on CPU.
+the masks (per simultaneous step: indices, z, masks). Its state is in every checkpoint, so a resumed run is bit-identical on CPU.
 
 Metrics: d_loss, g_loss, d_real, d_fake, value, jsd are AVERAGES over the steps of the logging interval
-(computed from the D-step's forward pass, accumulated on the device, synchronised only when logged);
-lr and momentum are those of the interval's last iteration; it_per_s is measured over the interval.
+(d_* and value from the D-steps' forward passes, g_loss from the G-steps'; accumulated on the device and
+read when logged); lr and momentum are those of the interval's last iteration; it_per_s is measured over the
+interval. Losses are checked for NaN/inf after every iteration on CPU (every log_every on CUDA).
+
+The passes are hand-written (models.nets.GeneratorPass / DiscriminatorPass): no autograd graph, only the
+products each step needs, the momentum update fused into the weight-gradient product. bf16 (config.bf16)
+works like autocast: products in bf16 on bf16 copies of the fp32 weights, losses and updates in fp32.
+The optimizers and schedules are worker/optim.py's; hooks, metrics rows and errors are worker/hooks.py's.
 """
 
 from __future__ import annotations
@@ -20,8 +29,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -31,7 +38,6 @@ from torch import Tensor, nn
 from models.config import TrainConfig
 from models.nets import (
     DiscriminatorPass,
-    Generator,
     GeneratorPass,
     build_discriminator,
     build_generator,
@@ -39,137 +45,8 @@ from models.nets import (
     noise,
 )
 from worker.checkpoint import config_key, load_checkpoint, save_checkpoint
-
-SNAPSHOT_SAMPLES = 64
-
-
-class NonFiniteLoss(RuntimeError):
-    """A loss became NaN or infinite: the run diverged."""
-
-
-class TrainingStopped(Exception):
-    """hooks.should_stop() asked the run to stop."""
-
-
-class TrainHooks(Protocol):
-    def on_metrics(self, row: dict[str, float]) -> None: ...
-    def on_snapshot(self, iteration: int, samples: np.ndarray) -> None: ...
-    def on_checkpoint(self, iteration: int, blob: bytes) -> None: ...
-    def should_stop(self) -> bool: ...
-
-
-@dataclass
-class TrainOutcome:
-    generator: Generator          # eval mode, fp32, on CPU
-    iterations: int               # completed iterations (including those before a resume)
-    metrics: dict[str, float]     # the last metrics row ({} if no iteration ran)
-    seconds: float                # wall time of this call
-
-
-def learning_rate(config: TrainConfig, update: int) -> float:
-    """SGD: lr of update `update` (0-based) = max(lr / lr_decay**update, lr_min) — pylearn2's ExponentialDecay
-    divides by lr_decay after every update. Adam: config.lr, constant."""
-    if config.optimizer != "sgd":
-        return config.lr
-    exponent = update * math.log(config.lr_decay)
-    return max(config.lr * math.exp(-exponent), config.lr_min) if exponent < 700 else config.lr_min
-
-
-def momentum(config: TrainConfig, update: int) -> float:
-    """SGD: pylearn2's MomentumAdjustor(start=1, saturate=momentum_saturate_epoch). e = completed epochs
-    (update // epoch_size); alpha = clamp((e - 1) / (saturate - 1), 0, 1); mu = (1 - alpha) start + alpha end.
-    Adam: beta1 (reported only)."""
-    if config.optimizer != "sgd":
-        return config.adam_betas[0]
-    epoch, width = update // config.epoch_size, config.momentum_saturate_epoch - 1
-    alpha = (1.0 if epoch >= 1 else 0.0) if width <= 0 else min(max((epoch - 1) / width, 0.0), 1.0)
-    return (1.0 - alpha) * config.momentum_start + alpha * config.momentum_end
-
-
-_ONES: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
-
-
-def _ones(g: Tensor) -> Tensor:
-    """A cached vector of g.shape[0] ones: the bias gradient g.sum(0) as one fused g.T @ 1 (addmv)."""
-    key = (g.shape[0], g.dtype, g.device)
-    if key not in _ONES:
-        _ONES[key] = torch.ones(g.shape[0], dtype=g.dtype, device=g.device)
-    return _ONES[key]
-
-
-class Momentum:
-    """pylearn2's momentum rule, exactly: inc = mu*inc - lr*grad; theta += inc. The first half is fused
-    into the weight-gradient product (addmm with beta=mu, alpha=-lr); the second follows at once, layer by
-    layer, while the increment is still in cache."""
-
-    def __init__(self, linears: list[nn.Linear]) -> None:
-        self.params = [p for lin in linears for p in (lin.weight, lin.bias)]
-        self.inc = [torch.zeros_like(p) for p in self.params]
-        self.lr = self.mu = 0.0
-
-    def begin(self, lr: float, mu: float) -> None:
-        self.lr, self.mu = lr, mu
-
-    @torch.no_grad()
-    def sink(self, layer: int, g: Tensor, a: Tensor, scale: float) -> None:
-        w, b = self.params[2 * layer], self.params[2 * layer + 1]
-        w_inc, b_inc = self.inc[2 * layer], self.inc[2 * layer + 1]
-        if g.dtype == w_inc.dtype:                     # (out, in) <- mu * inc - lr * scale * g.T @ a
-            w_inc.addmm_(g.t(), a, beta=self.mu, alpha=-self.lr * scale)
-            b_inc.addmv_(g.t(), _ones(g), beta=self.mu, alpha=-self.lr)       # bias grad = g.T @ 1
-        else:                                          # bf16 product, fp32 increments
-            w_inc.mul_(self.mu).add_(torch.mm(g.t(), a), alpha=-self.lr * scale)
-            b_inc.mul_(self.mu).add_(g.sum(0, dtype=b_inc.dtype), alpha=-self.lr)
-        w.add_(w_inc)
-        b.add_(b_inc)
-
-    def step(self) -> None:
-        """Nothing left to do: sink() has updated every layer."""
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"inc": [t.detach().cpu() for t in self.inc]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for t, saved in zip(self.inc, state["inc"], strict=True):
-            t.copy_(saved)
-
-
-class Adam:
-    """torch.optim.Adam(lr, betas), no decay; the passes write the gradients into .grad."""
-
-    def __init__(self, linears: list[nn.Linear], config: TrainConfig) -> None:
-        self.params = [p for lin in linears for p in (lin.weight, lin.bias)]
-        for p in self.params:
-            p.grad = torch.zeros_like(p)
-        # fused: one C++ kernel per step (no per-tensor Python loop, no MKL-VML sqrt calls).
-        self.opt = torch.optim.Adam(self.params, lr=config.lr, betas=config.adam_betas, fused=True)
-
-    def begin(self, lr: float, mu: float) -> None:
-        pass
-
-    def sink(self, layer: int, g: Tensor, a: Tensor, scale: float) -> None:
-        w_grad, b_grad = self.params[2 * layer].grad, self.params[2 * layer + 1].grad
-        assert w_grad is not None and b_grad is not None
-        if g.dtype == w_grad.dtype:
-            w_grad.addmm_(g.t(), a, beta=0.0, alpha=scale)
-            b_grad.addmv_(g.t(), _ones(g), beta=0.0)
-        else:
-            w_grad.copy_(torch.mm(g.t(), a)).mul_(scale)
-            b_grad.copy_(g.sum(0, dtype=b_grad.dtype))
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.opt.step()
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.opt.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.opt.load_state_dict(state)
-
-
-def _optimizer(linears: list[nn.Linear], config: TrainConfig) -> Momentum | Adam:
-    return Momentum(linears) if config.optimizer == "sgd" else Adam(linears, config)
+from worker.hooks import SNAPSHOT_SAMPLES, NonFiniteLoss, TrainHooks, TrainingStopped, TrainOutcome, metrics_row
+from worker.optim import learning_rate, momentum, optimizer
 
 
 def _device(device: str) -> torch.device:
@@ -201,23 +78,29 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
     gnet = build_generator(config, np.asarray(np.mean(data, axis=0, dtype=np.float64))).to(dev)
     dnet = build_discriminator(config, dim).to(dev)
     rng = torch.Generator(device=dev).manual_seed(config.seed)
-    g_opt, d_opt = _optimizer(gnet.linears, config), _optimizer(dnet.linears, config)
-    start = 0
-    if resume is not None:
-        state = load_checkpoint(resume, config, (n, dim))
+    state = load_checkpoint(resume, config, (n, dim)) if resume is not None else None
+    if state is not None:
         gnet.load_state_dict(state["generator"])
         dnet.load_state_dict(state["discriminator"])
-        g_opt.load_state_dict(state["opt_g"])
-        d_opt.load_state_dict(state["opt_d"])
         rng.set_state(state["rng"])
-        start = int(state["iteration"])
-    # The training set lives on the device as one tensor; minibatches are index draws from it.
-    x_all = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(dev, cdt)   # (N, D)
-    fixed_z = noise((SNAPSHOT_SAMPLES, config.latent_dim), config.noise_scale,
-                    derived_generator(config.seed, 3)).to(dev)                          # same across resumes
     gp = GeneratorPass(gnet, m, cdt)
     dp = DiscriminatorPass(dnet, 2 * m, cdt, rng)
+    g_opt, d_opt = optimizer(gp.packed, config), optimizer(dp.packed, config)
+    if state is not None:
+        g_opt.load_state_dict(state["opt_g"])
+        d_opt.load_state_dict(state["opt_d"])
+    start = int(state["iteration"]) if state is not None else 0
+    # The training set lives on the device as one tensor, in D's input layout (the constant column that
+    # carries D's first bias, see models.nets._Pass); minibatches are index draws from it.
+    x_all = torch.empty(n, dim + 1, dtype=cdt, device=dev)                              # (N, D + 1)
+    for lo in range(0, n, 8192):                      # (a writable copy per chunk: data may be read-only)
+        x_all[lo:lo + 8192, :dim] = torch.from_numpy(np.array(data[lo:lo + 8192], dtype=np.float32))
+    x_all[:, dim] = dp.inputs[0][0, dim]
+    fixed_z = noise((SNAPSHOT_SAMPLES, config.latent_dim), config.noise_scale,
+                    derived_generator(config.seed, 3)).to(dev)                          # same across resumes
     s = config.noise_scale
+    # D's input buffer (2m, D + 1): m real rows (whole rows of x_all), then G(z) written in place.
+    x_real, x_fake, x_both = dp.inputs[0][:m], dp.inputs[0][m:, :dim], dp.inputs[0][:, :dim]
     # D's input rows: m real, then m G(z). Constants of the D-step's loss, per row:
     sign = torch.ones(2 * m, 1, device=dev)
     sign[:m] = -1.0                                      # -log D(x) = softplus(-l), -log(1 - D) = softplus(l)
@@ -233,41 +116,69 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
     last_log_t, last_log_it = time.monotonic(), start
     last_ckpt = time.monotonic()
 
-    def d_step(lr: float, mu: float) -> None:
-        xin = dp.inputs[0]                                            # (2m, D): real rows, then G(z) rows
+    def draw_data() -> None:
         idx = torch.randint(n, (m,), generator=rng, device=dev)
-        torch.index_select(x_all, 0, idx, out=xin[:m])
-        gp.z.uniform_(-s, s, generator=rng)
-        gp.forward(out=xin[m:])                                       # no G backward: G is not updated here
-        logits = dp.forward(xin).float()                              # (2m, 1), one pass for real and fake
+        torch.index_select(x_all, 0, idx, out=x_real)
+
+    def d_dlogits(logits: Tensor) -> Tensor:
+        """(2m, 1) gradient of D's loss ½[mean softplus(-l_real) + mean softplus(l_fake)] = (p - y) / (2m),
+        logits: m real rows, then m fake rows; adds the rows to the D-step statistics."""
         p = torch.sigmoid(logits)                                     # D(x) rows, then D(G(z)) rows
         dstats.addmm_(halves, torch.cat([F.softplus(logits * sign), p], 1))
+        return torch.add(target, p, alpha=0.5 / m).to(cdt)
+
+    def g_dlogits(logits: Tensor) -> Tensor:
+        """(m, 1) gradient of G's loss w.r.t. D's logits on its m samples; adds to the G-step statistics."""
+        p = torch.sigmoid(logits)
+        if config.objective == "non-saturating":                      # G minimises -log D(G(z))
+            gstat.add_(F.softplus(-logits).mean())
+            return ((p - 1.0) / m).to(cdt)
+        gstat.sub_(F.softplus(logits).mean())                         # G minimises log(1 - D(G(z)))
+        return (-p / m).to(cdt)
+
+    def update_d(dl: Tensor, lr: float, mu: float) -> None:
         d_opt.begin(lr, mu)
-        # d/dl of ½[mean softplus(-l_real) + mean softplus(l_fake)] = (p - y) / (2m)
-        dp.backward(torch.add(target, p, alpha=0.5 / m).to(cdt), d_opt.sink, input_grad=False)
+        dp.backward(dl, d_opt.sink, input_grad=False)                 # no gradient into the data
         d_opt.step()
         _max_col_norm(dnet.linears, config.d_max_col_norm)
         dp.refresh()
         steps[0] += 1
 
-    def g_step(lr: float, mu: float) -> None:
-        gp.z.uniform_(-s, s, generator=rng)                          # fresh z (Algorithm 1)
-        x = gp.forward()                                              # (m, D)
-        logits = dp.forward(x).float()                                # (m, 1) through D with fresh dropout
-        p = torch.sigmoid(logits)
-        if config.objective == "non-saturating":                      # G minimises -log D(G(z))
-            gstat.add_(F.softplus(-logits).mean())
-            dl = (p - 1.0) / m
-        else:                                                         # G minimises log(1 - D(G(z)))
-            gstat.sub_(F.softplus(logits).mean())
-            dl = -p / m
-        dx = dp.backward(dl.to(cdt), None, input_grad=True)          # input grads only: D is not updated
-        assert dx is not None
+    def update_g(dx: Tensor, lr: float, mu: float) -> None:
         g_opt.begin(lr, mu)
         gp.backward(dx, g_opt.sink)
         g_opt.step()
         gp.refresh()
         steps[1] += 1
+
+    def d_step(lr: float, mu: float) -> None:
+        draw_data()
+        gp.z.uniform_(-s, s, generator=rng)
+        gp.forward(out=x_fake)                                        # no G backward: G is not updated here
+        logits = dp.forward(x_both).float()                           # (2m, 1), one pass for real and fake
+        update_d(d_dlogits(logits), lr, mu)
+
+    def g_step(lr: float, mu: float) -> None:
+        gp.z.uniform_(-s, s, generator=rng)                          # fresh z (Algorithm 1)
+        x = gp.forward()                                              # (m, D)
+        logits = dp.forward(x).float()                                # (m, 1) through D with fresh dropout
+        dx = dp.backward(g_dlogits(logits), None, input_grad=True)   # input grads only: D is not updated
+        assert dx is not None
+        update_g(dx, lr, mu)
+
+    def joint_step(lr: float, mu: float) -> None:
+        """The authors' code: both gradients from one dropout forward pass of [x; G(z)], both nets step."""
+        draw_data()
+        gp.z.uniform_(-s, s, generator=rng)
+        x_fake.copy_(gp.forward())                    # G's own buffer keeps G(z) for G's backward
+        logits = dp.forward(x_both).float()                           # (2m, 1)
+        dl_d = d_dlogits(logits)
+        dl_g = torch.zeros_like(dl_d)                                 # the real rows carry no G gradient
+        dl_g[m:] = g_dlogits(logits[m:])
+        dx = dp.backward(dl_g, None, input_grad=True)                 # through D before D moves
+        assert dx is not None
+        update_g(dx[m:], lr, mu)
+        update_d(dl_d, lr, mu)
 
     def snapshot(done: int) -> None:
         gnet.eval()
@@ -294,9 +205,12 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         if hooks.should_stop():
             raise TrainingStopped(f"stopped before iteration {it + 1}")
         lr, mu = learning_rate(config, it), momentum(config, it)
-        for _ in range(config.k):
-            d_step(lr, mu)
-        g_step(lr, mu)
+        if config.update == "simultaneous":
+            joint_step(lr, mu)
+        else:
+            for _ in range(config.k):
+                d_step(lr, mu)
+            g_step(lr, mu)
         done = it + 1
         final = done == config.iterations
         if done % check_every == 0 or final:
@@ -304,12 +218,8 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         if done % config.log_every == 0 or final:
             check_finite(done)
             ((nll_real, d_real), (nll_fake, d_fake)), now = dstats.tolist(), time.monotonic()
-            nd, ng = max(steps[0], 1), max(steps[1], 1)
-            value = -(nll_real + nll_fake) / nd                       # mean log D(x) + mean log(1 - D(G(z)))
-            last_row = {"iteration": float(done), "epoch": done / config.epoch_size, "lr": lr, "momentum": mu,
-                        "d_loss": -0.5 * value, "g_loss": gstat.item() / ng, "d_real": d_real / nd,
-                        "d_fake": d_fake / nd, "value": value, "jsd": (value + math.log(4.0)) / 2.0,
-                        "it_per_s": (done - last_log_it) / max(now - last_log_t, 1e-9)}
+            last_row = metrics_row(config, done, lr, mu, [nll_real, nll_fake, d_real, d_fake, gstat.item()],
+                                   steps[0], steps[1], (done - last_log_it) / max(now - last_log_t, 1e-9))
             hooks.on_metrics(last_row)
             dstats.zero_()
             gstat.zero_()
@@ -320,19 +230,12 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         if not final and time.monotonic() - last_ckpt >= config.checkpoint_seconds:
             hooks.on_checkpoint(done, checkpoint(done))
             last_ckpt = time.monotonic()
+    gp.release()
+    dp.release()
     gnet.eval()
     return TrainOutcome(generator=gnet.float().cpu(), iterations=done, metrics=last_row,
                         seconds=time.monotonic() - started)
 
 
-__all__ = [
-    "Adam",
-    "Momentum",
-    "NonFiniteLoss",
-    "TrainHooks",
-    "TrainOutcome",
-    "TrainingStopped",
-    "learning_rate",
-    "momentum",
-    "train",
-]
+# The job and the conv trainer import these from here too: the MLP trainer is the reference loop.
+__all__ = ["NonFiniteLoss", "TrainHooks", "TrainOutcome", "TrainingStopped", "learning_rate", "momentum", "train"]

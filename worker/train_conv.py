@@ -6,8 +6,7 @@ the same hooks, metrics rows, snapshot grids, checkpoint format (worker/checkpoi
 same order of random draws from one seeded torch.Generator (per D-step: minibatch indices, z, D's masks; per
 G-step: z, the masks), so a resumed run continues bit-identically on CPU.
 
-Updates are pylearn2's, as in train.py: SGD with momentum inc = mu*inc - lr*grad, theta += inc (lr decayed
-and momentum ramped by train.learning_rate / train.momentum), or Adam.
+Updates, schedules, hooks and metrics rows are the ones train.py uses (worker/optim.py, worker/hooks.py).
 """
 
 from __future__ import annotations
@@ -15,71 +14,23 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from models.config import TrainConfig
 from models.nets import build_discriminator, build_generator, derived_generator, noise
 from worker.checkpoint import config_key, load_checkpoint, save_checkpoint
-from worker.train import (
-    SNAPSHOT_SAMPLES,
-    NonFiniteLoss,
-    TrainHooks,
-    TrainingStopped,
-    TrainOutcome,
-    learning_rate,
-    momentum,
-)
+from worker.hooks import SNAPSHOT_SAMPLES, NonFiniteLoss, TrainHooks, TrainingStopped, TrainOutcome, metrics_row
+from worker.optim import Adam, Momentum, learning_rate, momentum, optimizer
 
 
-class _Momentum:
-    """pylearn2's rule: inc = mu*inc - lr*grad; theta += inc."""
-
-    def __init__(self, params: list[nn.Parameter]) -> None:
-        self.params = params
-        self.inc = [torch.zeros_like(p) for p in params]
-
-    @torch.no_grad()
-    def step(self, lr: float, mu: float) -> None:
-        for p, inc in zip(self.params, self.inc):
-            assert p.grad is not None
-            inc.mul_(mu).add_(p.grad, alpha=-lr)
-            p.add_(inc)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"inc": [t.detach().cpu() for t in self.inc]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for t, saved in zip(self.inc, state["inc"], strict=True):
-            t.copy_(saved)
-
-
-class _Adam:
-    def __init__(self, params: list[nn.Parameter], config: TrainConfig) -> None:
-        self.opt = torch.optim.Adam(params, lr=config.lr, betas=config.adam_betas)
-
-    def step(self, lr: float, mu: float) -> None:
-        self.opt.step()
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.opt.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.opt.load_state_dict(state)
-
-
-def _set_grads(params: list[nn.Parameter], grads: tuple[torch.Tensor, ...]) -> None:
-    for p, g in zip(params, grads, strict=True):
-        p.grad = g
-
-
-def _optimizer(module: nn.Module, config: TrainConfig) -> _Momentum | _Adam:
-    params = list(module.parameters())
-    return _Momentum(params) if config.optimizer == "sgd" else _Adam(params, config)
+def _update(opt: Momentum | Adam, grads: tuple[torch.Tensor, ...], lr: float, mu: float) -> None:
+    opt.begin(lr, mu)
+    for i, grad in enumerate(grads):
+        opt.apply(i, grad)
+    opt.step()
 
 
 def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: bytes | None = None,
@@ -95,8 +46,8 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
     n, dim, m = data.shape[0], data.shape[1], config.batch_size
     gnet = build_generator(config, np.asarray(np.mean(data, axis=0, dtype=np.float64))).to(dev)
     dnet = build_discriminator(config, dim).to(dev)
-    g_opt, d_opt = _optimizer(gnet, config), _optimizer(dnet, config)
     g_params, d_params = list(gnet.parameters()), list(dnet.parameters())
+    g_opt, d_opt = optimizer(g_params, config), optimizer(d_params, config)
     rng = torch.Generator(device=dev).manual_seed(config.seed)
     start = 0
     if resume is not None:
@@ -125,8 +76,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         logits = dnet(torch.cat([x_all[idx], fake]), rng)            # (2m, 1) real rows, then fake
         nll = F.softplus(logits * (1.0 - 2.0 * real))                # -log D(x), -log(1 - D(G(z)))
         loss = 0.5 * (nll[:m].mean() + nll[m:].mean())               # D ascends the value: descends this
-        _set_grads(d_params, torch.autograd.grad(loss, d_params))
-        d_opt.step(lr, mu)
+        _update(d_opt, torch.autograd.grad(loss, d_params), lr, mu)
         with torch.no_grad():
             p = torch.sigmoid(logits)
             acc[:4] += torch.stack([nll[:m].mean(), nll[m:].mean(), p[:m].mean(), p[m:].mean()])
@@ -138,8 +88,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         loss = F.softplus(-logits).mean() if config.objective == "non-saturating" \
             else -F.softplus(logits).mean()                           # -log D(G(z)) or log(1 - D(G(z)))
         # Only G's gradients: D's weight gradients are never computed in the G-step.
-        _set_grads(g_params, torch.autograd.grad(loss, g_params))
-        g_opt.step(lr, mu)
+        _update(g_opt, torch.autograd.grad(loss, g_params), lr, mu)
         acc[4] += loss.detach()
         steps[1] += 1
 
@@ -165,12 +114,8 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
                                 f"(try a smaller lr or another seed)")
         if done % config.log_every == 0 or final:
             now = time.monotonic()
-            nd, ng = max(steps[0], 1), max(steps[1], 1)
-            value = -(sums[0] + sums[1]) / nd
-            last_row = {"iteration": float(done), "epoch": done / config.epoch_size, "lr": lr, "momentum": mu,
-                        "d_loss": -0.5 * value, "g_loss": sums[4] / ng, "d_real": sums[2] / nd,
-                        "d_fake": sums[3] / nd, "value": value, "jsd": (value + math.log(4.0)) / 2.0,
-                        "it_per_s": (done - last_log_it) / max(now - last_log_t, 1e-9)}
+            last_row = metrics_row(config, done, lr, mu, sums, steps[0], steps[1],
+                                   (done - last_log_it) / max(now - last_log_t, 1e-9))
             hooks.on_metrics(last_row)
             acc.zero_()
             steps[0] = steps[1] = 0

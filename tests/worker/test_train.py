@@ -12,7 +12,8 @@ import torch
 from models.config import PRESETS, TrainConfig
 from models.nets import DiscriminatorPass, GeneratorPass
 from worker.checkpoint import CheckpointMismatch, load_checkpoint
-from worker.train import Momentum, NonFiniteLoss, TrainingStopped, learning_rate, momentum, train
+from worker.optim import Momentum, learning_rate, momentum
+from worker.train import NonFiniteLoss, TrainingStopped, train
 
 METRIC_KEYS = {"iteration", "epoch", "lr", "momentum", "d_loss", "g_loss", "d_real", "d_fake", "value", "jsd",
                "it_per_s"}
@@ -148,20 +149,18 @@ def test_loop_uses_the_schedules() -> None:
 
 
 def test_momentum_rule_is_pylearn2s() -> None:
-    lin = torch.nn.Linear(3, 2)
-    w0 = lin.weight.detach().clone()
-    opt = Momentum([lin])
-    g, a = torch.randn(4, 2), torch.randn(4, 3)
+    packed = torch.randn(2, 4)                                    # one layer's [W | b]
+    opt = Momentum([packed])
+    g, a = torch.randn(5, 2), torch.cat([torch.randn(5, 3), torch.ones(5, 1)], 1)
     grad = g.t() @ a
-    inc = torch.zeros_like(w0)
-    w = w0.clone()
+    inc, w = torch.zeros(2, 4), packed.clone()
     for lr, mu in ((0.1, 0.5), (0.02, 0.7), (0.3, 0.6)):          # lr changes between updates
         opt.begin(lr, mu)
         opt.sink(0, g, a, 1.0)
         opt.step()
         inc = mu * inc - lr * grad
         w = w + inc
-        assert torch.allclose(lin.weight.detach(), w, atol=1e-6)
+        assert torch.allclose(packed, w, atol=1e-6)
 
 
 @pytest.mark.parametrize("preset,k", [("paper-mnist", 1), ("paper-mnist", 2), ("quick", 1)])

@@ -1,0 +1,124 @@
+"""The optimizers and schedules of both trainers (worker/train.py, worker/train_conv.py).
+
+pylearn2's SGD: lr divided by lr_decay after every update (ExponentialDecay), momentum ramped per epoch
+(MomentumAdjustor), the update inc = mu*inc - lr*grad; theta += inc. Or Adam, for the quick presets.
+The schedules are pure functions of the update count: one update of each net per iteration (the k D-steps of
+an iteration share its lr and momentum; an epoch is config.epoch_size iterations).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from models.config import TrainConfig
+
+
+def learning_rate(config: TrainConfig, update: int) -> float:
+    """SGD: lr of update `update` (0-based) = max(lr / lr_decay**update, lr_min) — pylearn2's ExponentialDecay
+    divides by lr_decay after every update. Adam: config.lr, constant."""
+    if config.optimizer != "sgd":
+        return config.lr
+    exponent = update * math.log(config.lr_decay)
+    return max(config.lr * math.exp(-exponent), config.lr_min) if exponent < 700 else config.lr_min
+
+
+def momentum(config: TrainConfig, update: int) -> float:
+    """SGD: pylearn2's MomentumAdjustor(start=1, saturate=momentum_saturate_epoch). e = completed epochs
+    (update // epoch_size); alpha = clamp((e - 1) / (saturate - 1), 0, 1); mu = (1 - alpha) start + alpha end.
+    Adam: beta1 (reported only)."""
+    if config.optimizer != "sgd":
+        return config.adam_betas[0]
+    epoch, width = update // config.epoch_size, config.momentum_saturate_epoch - 1
+    alpha = (1.0 if epoch >= 1 else 0.0) if width <= 0 else min(max((epoch - 1) / width, 0.0), 1.0)
+    return (1.0 - alpha) * config.momentum_start + alpha * config.momentum_end
+
+
+class Momentum:
+    """pylearn2's momentum rule, exactly: inc = mu*inc - lr*grad; theta += inc, per parameter tensor.
+
+    begin(lr, mu) once per update, then each tensor's gradient goes in by apply() (a gradient tensor), or by
+    sink() (the passes of models.nets: the gradient of a packed [W | b] is scale * g.T @ a, and the first half
+    of the rule is fused into that product: addmm with beta=mu, alpha=-lr*scale; the second follows at once,
+    layer by layer, while the increment is still in cache). step() ends the update."""
+
+    def __init__(self, params: Sequence[Tensor]) -> None:
+        self.params = params
+        self.inc = [torch.zeros_like(p) for p in params]
+        self.lr = self.mu = 0.0
+
+    def begin(self, lr: float, mu: float) -> None:
+        self.lr, self.mu = lr, mu
+
+    @torch.no_grad()
+    def apply(self, i: int, grad: Tensor) -> None:
+        inc = self.inc[i]
+        inc.mul_(self.mu).add_(grad, alpha=-self.lr)
+        self.params[i].add_(inc)
+
+    def sink(self, layer: int, g: Tensor, a: Tensor, scale: float) -> None:
+        inc = self.inc[layer]
+        if g.dtype == inc.dtype:                       # (out, in+1) <- mu * inc - lr * scale * g.T @ a
+            inc.addmm_(g.t(), a, beta=self.mu, alpha=-self.lr * scale)
+            self.params[layer].add_(inc)
+        else:                                          # bf16 product, fp32 increments
+            self.apply(layer, torch.mm(g.t(), a).float().mul_(scale))
+
+    def step(self) -> None:
+        """Nothing left to do: apply() / sink() have updated every tensor."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"inc": [t.detach().cpu() for t in self.inc]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for t, saved in zip(self.inc, state["inc"], strict=True):
+            t.copy_(saved)
+
+
+class Adam:
+    """torch.optim.Adam(lr, betas), no decay. Gradients go into .grad by apply() or sink() (as Momentum);
+    step() applies them."""
+
+    def __init__(self, params: Sequence[Tensor], config: TrainConfig) -> None:
+        self.params = params
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        # fused: one C++ kernel per step (no per-tensor Python loop, no MKL-VML sqrt calls).
+        self.opt = torch.optim.Adam(params, lr=config.lr, betas=config.adam_betas, fused=True)
+
+    def begin(self, lr: float, mu: float) -> None:
+        pass
+
+    def apply(self, i: int, grad: Tensor) -> None:
+        target = self.params[i].grad
+        assert target is not None
+        target.copy_(grad)
+
+    def sink(self, layer: int, g: Tensor, a: Tensor, scale: float) -> None:
+        grad = self.params[layer].grad
+        assert grad is not None
+        if g.dtype == grad.dtype:
+            grad.addmm_(g.t(), a, beta=0.0, alpha=scale)
+        else:
+            grad.copy_(torch.mm(g.t(), a)).mul_(scale)
+
+    def step(self) -> None:
+        self.opt.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.opt.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(state)
+
+
+def optimizer(params: Sequence[Tensor], config: TrainConfig) -> Momentum | Adam:
+    """config.optimizer's rule over `params` (a trainer's packed layers or a module's parameters)."""
+    return Momentum(params) if config.optimizer == "sgd" else Adam(params, config)
+
+
+__all__ = ["Adam", "Momentum", "learning_rate", "momentum", "optimizer"]
