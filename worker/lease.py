@@ -5,6 +5,7 @@ harmless: only a queued job, or a running one whose heartbeat is older than sett
 be claimed, and only by one worker. While a job runs, a background thread beats every settings.heartbeat_s,
 so liveness means "the process is alive" even through long steps (dataset loading, ONNX export), and the
 training loop's stop check only reads flags the beat refreshed: no database round trip per iteration.
+run_leased turns how a job's body ended into the job's state, the same way for every kind of job.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import ColumnElement, extract, func, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.db import session_scope
@@ -118,7 +119,6 @@ def lease_timeout() -> timedelta:
     return timedelta(seconds=get_settings().lease_timeout_s)
 
 
-
 def claim(job_id: uuid.UUID) -> Lease | None:
     """Take the job, or return None when there is nothing to run (finished, cancelled, unknown).
 
@@ -156,3 +156,56 @@ def claim(job_id: uuid.UUID) -> Lease | None:
         if session.scalar(select(Job.status).where(Job.id == job_id)) == "running":
             raise Busy(f"job {job_id} is running on another worker")
         return None
+
+
+def finish(lease: Lease, status: str, error: str | None) -> None:
+    """Write a terminal state (and release the lease) under the lease's fencing; a lost lease only logs."""
+    try:
+        with session_scope() as session:
+            lease.write(session, status=status, error=error, finished_at=func.now(), lease_token=None)
+    except LeaseLost:
+        log.warning("job %s: lease lost before it could be marked %s", lease.job_id, status)
+
+
+def run_leased(lease: Lease, body: Callable[[Lease], None], *, stopped: type[Exception],
+               failures: tuple[type[Exception], ...] = (), reached: Callable[[], str] = lambda: "") -> None:
+    """Run a claimed job's body, heartbeating throughout, and write the job's state from how it ended.
+
+    The body writes its own success (fenced, in the transaction that stores its result). Otherwise:
+
+    - LeaseLost: another worker has claimed the job (this one's heartbeat went stale) or it ended elsewhere;
+      the row is not ours, so nothing is written.
+    - `stopped` (raised by the body once lease.should_stop()): the lease lost → nothing, as above; a cancel
+      asked → `cancelled`; else the time limit passed → `failed`, "time limit exceeded: …" (reached() may
+      say where it stopped). Not left for a retry: the limit counts from the first start.
+    - OperationalError / InterfaceError: PostgreSQL went away, which is not the job's fault. Nothing is
+      written and the job stays `running`; once the database is back its heartbeat is stale, the reconciler
+      re-sends it and the next claim runs it again (an attempt, counted up to settings.max_attempts).
+    - one of `failures`: the job cannot succeed and its message says why → `failed` with that message.
+    - any other Exception: a bug or an input nothing checked → `failed`, "Type: message", with a traceback.
+
+    What is not an Exception (SystemExit, KeyboardInterrupt: the worker is going down) propagates and writes
+    nothing: as for a killed worker, the heartbeat goes stale, the reconciler re-sends the job, claim() takes it.
+    """
+    with lease.heartbeating():
+        try:
+            body(lease)
+        except LeaseLost:
+            log.warning("job %s: lease lost; another worker owns it now", lease.job_id)
+        except stopped:
+            if lease.lost.is_set():
+                log.warning("job %s: lease lost; another worker owns it now", lease.job_id)
+            elif lease.cancel_requested.is_set():
+                finish(lease, "cancelled", None)
+            else:
+                at = reached()
+                finish(lease, "failed", f"time limit exceeded: {f'{at} after ' if at else ''}"
+                                        f"job_time_limit_s={get_settings().job_time_limit_s:g} s")
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("job %s: database unreachable (%s); leaving it to the reconciler", lease.job_id,
+                        type(exc).__name__)
+        except failures as exc:
+            finish(lease, "failed", str(exc))
+        except Exception as exc:
+            log.exception("job %s failed", lease.job_id)
+            finish(lease, "failed", f"{type(exc).__name__}: {exc}")

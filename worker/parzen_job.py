@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from sqlalchemy import func, select
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from models import datasets
 from models.parzen import evaluate
@@ -30,7 +29,7 @@ from service.inference import providers
 from service.sampling import sample_noise
 from service.settings import get_settings
 from service.tables import Job, ModelVersion
-from worker.lease import Lease, LeaseLost
+from worker.lease import Lease, run_leased
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +106,9 @@ def evaluate_version(version: ModelVersion, config: dict[str, Any], with_referen
 
 
 def run(lease: Lease) -> None:
-    """Run a claimed parzen job to succeeded / failed / cancelled, heartbeating throughout."""
-    with lease.heartbeating():
-        _run(lease)
+    """Run a claimed parzen job to succeeded / failed / cancelled (worker.lease.run_leased). After a database
+    outage the next attempt simply computes again: nothing partial was stored."""
+    run_leased(lease, _run, stopped=Stopped, failures=(EvaluationError, datasets.DatasetError))
 
 
 def _run(lease: Lease) -> None:
@@ -117,51 +116,22 @@ def _run(lease: Lease) -> None:
         if lease.heartbeat(progress=fraction, force=True):
             raise Stopped()
 
-    try:
-        with session_scope() as session:
-            job = session.get(Job, lease.job_id)
-            assert job is not None
-            version = session.scalar(select(ModelVersion).where(ModelVersion.name == job.model_name,
-                                                                ModelVersion.version == job.target_version))
-            config = dict(job.config)
-        if version is None:
-            raise EvaluationError(f"model {job.model_name!r} has no version {job.target_version}")
-        with_reference = not parzen.has_reference(version.dataset)
-        stored, reference = evaluate_version(version, config, with_reference, progress)
-        progress(0.95)
-        with session_scope() as session:
-            # One transaction: the score exists if and only if the job succeeded, and only while we hold it.
-            lease.write(session, status="succeeded", progress=1.0, finished_at=func.now(), lease_token=None)
-            parzen.store(session, version.id, version.dataset, lease.job_id, stored)
-            if reference is not None:
-                parzen.store_reference(session, version.dataset, lease.job_id, reference)
-        log.info("job %s: %s v%d scores %.1f ± %.1f (sigma %.3f)", lease.job_id, version.name, version.version,
-                 stored["ll"], stored["se"], stored["sigma"])
-    except LeaseLost:
-        log.warning("job %s: lease lost; another worker owns it now", lease.job_id)
-    except Stopped:
-        if lease.lost.is_set():
-            log.warning("job %s: lease lost; another worker owns it now", lease.job_id)
-        elif lease.cancel_requested.is_set():
-            finish(lease, "cancelled", None)
-        else:
-            finish(lease, "failed", f"time limit exceeded: job_time_limit_s={get_settings().job_time_limit_s:g} s")
-    except (OperationalError, InterfaceError) as exc:
-        # The database went away: not the job's fault. It stays `running`; the reconciler re-sends it once
-        # its heartbeat is stale, and the next attempt simply computes again (nothing partial was stored).
-        log.warning("job %s: database unreachable (%s); leaving it to the reconciler", lease.job_id,
-                    type(exc).__name__)
-    except (EvaluationError, datasets.DatasetError) as exc:
-        finish(lease, "failed", str(exc))
-    except Exception as exc:
-        log.exception("job %s failed", lease.job_id)
-        finish(lease, "failed", f"{type(exc).__name__}: {exc}")
-
-
-def finish(lease: Lease, status: str, error: str | None) -> None:
-    """As worker.training_job.finish (not imported from there: that module pulls in torch)."""
-    try:
-        with session_scope() as session:
-            lease.write(session, status=status, error=error, finished_at=func.now(), lease_token=None)
-    except LeaseLost:
-        log.warning("job %s: lease lost before it could be marked %s", lease.job_id, status)
+    with session_scope() as session:
+        job = session.get(Job, lease.job_id)
+        assert job is not None
+        version = session.scalar(select(ModelVersion).where(ModelVersion.name == job.model_name,
+                                                            ModelVersion.version == job.target_version))
+        config = dict(job.config)
+    if version is None:
+        raise EvaluationError(f"model {job.model_name!r} has no version {job.target_version}")
+    with_reference = not parzen.has_reference(version.dataset)
+    stored, reference = evaluate_version(version, config, with_reference, progress)
+    progress(0.95)
+    with session_scope() as session:
+        # One transaction: the score exists if and only if the job succeeded, and only while we hold it.
+        lease.write(session, status="succeeded", progress=1.0, finished_at=func.now(), lease_token=None)
+        parzen.store(session, version.id, version.dataset, lease.job_id, stored)
+        if reference is not None:
+            parzen.store_reference(session, version.dataset, lease.job_id, reference)
+    log.info("job %s: %s v%d scores %.1f ± %.1f (sigma %.3f)", lease.job_id, version.name, version.version,
+             stored["ll"], stored["se"], stored["sigma"])

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from models import datasets
 from models.config import TrainConfig
@@ -23,7 +22,7 @@ from service.settings import get_settings
 from service.tables import Job, JobMetric, JobSnapshot, ModelVersion
 from worker import toy_snapshot, train_conv
 from worker.export import Exported, export_generator
-from worker.lease import Lease, LeaseLost
+from worker.lease import Lease, run_leased
 from worker.train import NonFiniteLoss, TrainingStopped, TrainOutcome, train
 
 log = logging.getLogger(__name__)
@@ -80,14 +79,11 @@ class DatabaseHooks:
 
 
 def run(lease: Lease) -> None:
-    """Run a claimed training job to one of succeeded / failed / cancelled, heartbeating throughout."""
-    with lease.heartbeating():
-        _run(lease)
-
-
-def _run(lease: Lease) -> None:
+    """Run a claimed training job to one of succeeded / failed / cancelled (worker.lease.run_leased)."""
     hooks: DatabaseHooks | None = None
-    try:
+
+    def body(lease: Lease) -> None:
+        nonlocal hooks
         with session_scope() as session:
             job = session.get(Job, lease.job_id)
             assert job is not None
@@ -99,6 +95,7 @@ def _run(lease: Lease) -> None:
         splits = datasets.load(config.dataset, get_settings().resolved_data_dir, fetch_missing=True)
         hooks = DatabaseHooks(lease, config, splits.image_shape)
         if resume_bytes:
+            # After a worker died or the database went away: the next claim resumes from the checkpoint.
             log.info("job %s: resuming from its checkpoint (attempt %d)", lease.job_id, lease.attempt)
         # Figure 2d's conv nets need autograd (worker/train_conv.py); the MLPs keep the fused trainer.
         trainer = train_conv.train if config.architecture == "conv" else train
@@ -110,27 +107,9 @@ def _run(lease: Lease) -> None:
         version = register(lease, job.model_name, config, splits, outcome, exported)
         # Issue 4: score the new version (commit, then enqueue). Never raises: the job has succeeded.
         parzen.queue_for_version(job.model_name, version.version)
-    except LeaseLost:
-        log.warning("job %s: lease lost; another worker owns it now", lease.job_id)
-    except TrainingStopped:
-        if lease.lost.is_set():
-            log.warning("job %s: lease lost; another worker owns it now", lease.job_id)
-        elif lease.cancel_requested.is_set():
-            finish(lease, "cancelled", None)
-        else:
-            at = hooks.iteration if hooks else 0
-            finish(lease, "failed", f"time limit exceeded: stopped at iteration {at} after "
-                                    f"job_time_limit_s={get_settings().job_time_limit_s:g} s")
-    except (OperationalError, InterfaceError) as exc:
-        # The database went away: not the job's fault. It stays `running`; once PostgreSQL is back its
-        # heartbeat is stale, the reconciler re-sends it and the next claim resumes from the checkpoint.
-        log.warning("job %s: database unreachable (%s); leaving it to the reconciler", lease.job_id,
-                    type(exc).__name__)
-    except NonFiniteLoss as exc:
-        finish(lease, "failed", str(exc))
-    except Exception as exc:
-        log.exception("job %s failed", lease.job_id)
-        finish(lease, "failed", f"{type(exc).__name__}: {exc}")
+
+    run_leased(lease, body, stopped=TrainingStopped, failures=(NonFiniteLoss,),
+               reached=lambda: f"stopped at iteration {hooks.iteration if hooks else 0}")
 
 
 def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Splits,
@@ -155,11 +134,3 @@ def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Spli
                     finished_at=func.now(), lease_token=None)
         blobs.delete(session, checkpoint_key(lease.job_id))
     return version
-
-
-def finish(lease: Lease, status: str, error: str | None) -> None:
-    try:
-        with session_scope() as session:
-            lease.write(session, status=status, error=error, finished_at=func.now(), lease_token=None)
-    except LeaseLost:
-        log.warning("job %s: lease lost before it could be marked %s", lease.job_id, status)

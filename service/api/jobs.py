@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
-from service import blobs, jobs
+from service import blobs, curves, jobs
 from service.auth import require_api_key
 from service.db import session_scope
 from service.schemas import DB_INT_MAX, MODEL_NAME, JobOut, JobRequest
@@ -47,11 +48,21 @@ def cancel_job(job_id: uuid.UUID) -> JobOut:
     return JobOut.of(jobs.cancel(job_id))
 
 
-@router.get("/{job_id}/metrics")
-def job_metrics(job_id: uuid.UUID,
-                after: int = Query(default=-1, ge=-1, le=DB_INT_MAX)) -> list[dict[str, float]]:
-    """The training curves: one row per logging interval (iteration, lr, losses, D(x), D(G(z)), V, JSD…)."""
-    return jobs.metrics(job_id, after)
+@router.get("/{job_id}/metrics", responses={200: {"content": {"application/json": {}, "text/csv": {},
+                                                                "image/svg+xml": {}}}})
+def job_metrics(job_id: uuid.UUID, after: int = Query(default=-1, ge=-1, le=DB_INT_MAX),
+                format: Literal["json", "csv", "svg"] = "json") -> object:
+    """The training curves: one row per logging interval (iteration, lr, losses, D(x), D(G(z)), V, JSD…);
+    `format=csv` for a spreadsheet, `format=svg` for a chart of D(x) / D(G(z)), the losses and the JSD."""
+    rows = jobs.metrics(job_id, after)
+    if format == "csv":
+        return Response(curves.to_csv(rows), media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{job_id}-metrics.csv"'})
+    if format == "svg":
+        job = jobs.get(job_id)
+        title = f"{job.model_name} · {job.config.get('preset', '')} · job {str(job_id)[:8]}"
+        return Response(curves.to_svg(rows, title), media_type="image/svg+xml")
+    return rows
 
 
 @router.get("/{job_id}/snapshots")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import io
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -55,6 +57,23 @@ def test_metrics_and_snapshots_were_recorded(client, trained) -> None:  # type: 
     assert [s["iteration"] for s in snaps] == [20, 40]
     png = client.get(snaps[0]["url"])
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+
+def test_metrics_download_as_csv_and_svg_chart(client, trained) -> None:  # type: ignore[no-untyped-def]
+    rows = client.get(f"/jobs/{trained['id']}/metrics").json()
+    response = client.get(f"/jobs/{trained['id']}/metrics", params={"format": "csv"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(response.text)))
+    assert [float(r["iteration"]) for r in table] == [r["iteration"] for r in rows]
+    assert [float(r["d_fake"]) for r in table] == pytest.approx([r["d_fake"] for r in rows])
+    response = client.get(f"/jobs/{trained['id']}/metrics", params={"format": "svg"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("image/svg+xml")
+    svg = ElementTree.fromstring(response.text)                   # well-formed XML
+    lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == 5                                        # D(x), D(G(z)), D loss, G loss, JSD
+    assert all(len(line.get("points", "").split()) == len(rows) for line in lines)
+    bad = client.get(f"/jobs/{trained['id']}/metrics", params={"format": "pdf"})
+    assert bad.status_code == 422 and "format" in bad.text
 
 
 def test_jobs_are_listed_and_health_endpoints_answer(client, trained) -> None:  # type: ignore[no-untyped-def]
