@@ -2,9 +2,10 @@
 
 Registers a paper-mnist-sized generator (100 -> 1200 -> 1200 -> 784; random weights as initialised for
 training, output bias = the logit of MNIST's mean pixel, so samples and PNG sizes look like an early
-generator's rather than grey noise -- no training needed), starts the real API (uvicorn, one process, the
-production middleware; only the per-address rate limit is off, as every client is 127.0.0.1) and drives
-GET /samples over loopback HTTP/1.1 keep-alive with 1 and with 16 closed-loop clients.
+generator's rather than grey noise -- no training needed), starts the real API (one uvicorn process with
+`ganserve up`'s command line and the production middleware; only the per-address rate limit is off, as every
+client is 127.0.0.1) and drives GET /samples over loopback HTTP/1.1 keep-alive with 1 and with 16 closed-loop
+clients.
 
 The ceiling is the route's own work for one request -- noise, onnxruntime, grid assembly, PNG encoding, the
 very functions the route calls -- back to back in this process, no HTTP. The machine's cores are shared with

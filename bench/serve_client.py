@@ -13,7 +13,6 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,17 +21,16 @@ import numpy as np
 
 
 class Server:
-    """`uvicorn service.main:app` (one process, uvloop + httptools, no access log) on a free port."""
+    """The API on a free port, started with the very command `ganserve up` uses (service.up.api_command)."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         from service.embedded import free_port
+        from service.up import api_command
 
         self.port = free_port()
         self.log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the server; closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-            env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(api_command("127.0.0.1", self.port), env={**os.environ, **env},
+                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         asyncio.run(self._wait())
 
     async def _wait(self, timeout: float = 60.0) -> None:

@@ -57,8 +57,12 @@ async def model_for(name: str, version: int | None) -> LoadedModel:
     return model if model is not None else await run_in_threadpool(registry.get, name, version)
 
 
+# json.dumps builds a new encoder on every call that passes `default`; this one is built once.
+_ETAG_JSON = json.JSONEncoder(default=str).encode
+
+
 def etag_of(info: VersionInfo, *parts: Any) -> str:
-    text = json.dumps([info.name, info.version, info.artifact_sha256, *parts], default=str)
+    text = _ETAG_JSON([info.name, info.version, info.artifact_sha256, *parts])
     return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
 
 

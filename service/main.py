@@ -27,7 +27,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    logs.configure()
+    settings = get_settings()
+    logs.configure(flush_s=settings.log_flush_s)
     # read_access: reads need a key only when settings.read_requires_key; every error is documented as
     # problem+json on every operation.
     app = FastAPI(title="ganserve", version="0.1.0", lifespan=lifespan,
@@ -35,7 +36,6 @@ def create_app() -> FastAPI:
                   description="Train and serve the generators of Generative Adversarial Nets "
                               "(Goodfellow et al., 2014).")
     errors.install(app)
-    settings = get_settings()
     # The last added runs first: request id/metrics, then CORS (so 413/429 carry CORS headers), then limits.
     app.add_middleware(RateLimit)
     app.add_middleware(BodySizeLimit)
@@ -43,7 +43,8 @@ def create_app() -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
     app.add_middleware(observability.RequestContext)
-    for module in (health, jobs, models, samples, observability):
+    # Sampling first: routes are matched in order, one by one, and /samples is the hot path (no path overlaps).
+    for module in (samples, health, jobs, models, observability):
         app.include_router(module.router)
     from service.api import events, gallery, toy  # issue 6: live job events, Figure 1 data, the page
 

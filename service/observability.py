@@ -8,9 +8,9 @@ any API replica reports the same truth. With several uvicorn processes per conta
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +19,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram,
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs
@@ -47,6 +46,27 @@ def observe_inference(seconds: float, rows: int) -> None:
     INFERENCE_BATCH.observe(rows)
 
 
+# HTTP_SECONDS' child per (method, route template, status): .labels() validates and converts its arguments and
+# takes a lock on every call. As many entries as the histogram has series.
+_HTTP_CHILDREN: dict[tuple[str, str, int], Histogram] = {}
+
+
+def http_seconds(method: str, route: str, status: int) -> Histogram:
+    child = _HTTP_CHILDREN.get((method, route, status))
+    if child is None:
+        child = _HTTP_CHILDREN[method, route, status] = HTTP_SECONDS.labels(method, route, str(status))
+    return child
+
+
+def request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    """The client's X-Request-ID when it is a plain token, else a new random 128-bit id (32 hex digits)."""
+    incoming = ""
+    for name, value in headers:
+        if name == b"x-request-id":
+            incoming = value.decode("latin-1")  # the last one, as a dict of the headers would keep
+    return incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
+
+
 class RequestContext:
     """Outermost middleware: request id (X-Request-ID in and out), latency histogram by route template and
     status, one log line per request, and the catch-all 500 in problem+json (no trace in the body)."""
@@ -58,8 +78,8 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        rid = request_id(scope["headers"])
+        id_header = (b"x-request-id", rid.encode("latin-1"))
         token = logs.request_id.set(rid)
         started = time.perf_counter()
         status = 500
@@ -70,7 +90,7 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                MutableHeaders(scope=message).append("X-Request-ID", rid)
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
@@ -85,10 +105,11 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            HTTP_SECONDS.labels(scope["method"], route, str(status)).observe(elapsed)
-            log.log(logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO, "request",
-                    extra={"method": scope["method"], "path": scope["path"], "route": route,
-                           "status": status, "ms": round(elapsed * 1000, 2)})
+            http_seconds(scope["method"], route, status).observe(elapsed)
+            level = logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO
+            if log.isEnabledFor(level):  # probes and scrapes: not even the record is built at INFO
+                log.log(level, "request", extra={"method": scope["method"], "path": scope["path"], "route": route,
+                                                 "status": status, "ms": round(elapsed * 1000, 2)})
             logs.request_id.reset(token)
 
 

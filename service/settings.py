@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     sample_burst: int = 40
     # Log lines as JSON objects (request and job ids included); false gives plain text for a terminal.
     json_logs: bool = True
+    # The API writes INFO and DEBUG lines (one per request) in batches at most this many seconds apart, not one
+    # write(2) each; warnings and errors at once (service/log_stream.py). 0: every line at once.
+    log_flush_s: float = 0.2
 
     # Serving.
     max_samples: int = 1024

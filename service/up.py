@@ -81,6 +81,15 @@ def ensure_api_key(env: dict[str, str]) -> str:
     return key
 
 
+def api_command(host: str, port: int) -> list[str]:
+    """The API process, as `ganserve up` runs it and `ganserve bench serve` measures it: uvloop and httptools
+    (both come with uvicorn[standard]; named so a missing one fails loudly instead of falling back to the
+    slower pure-Python loop and parser) and no uvicorn access log, since service.observability writes one
+    JSON line per request, with its id."""
+    return [sys.executable, "-m", "uvicorn", "service.main:app", "--host", host, "--port", str(port),
+            "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+
+
 def wait_ready(base: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -125,8 +134,7 @@ def up(host: str, port: int, demo: bool, workers: int = 1) -> int:
         start_backing_services(stack, env)
         api_key = ensure_api_key(env)
         base = f"http://{host}:{port}"
-        stack.spawn([sys.executable, "-m", "uvicorn", "service.main:app", "--host", host, "--port", str(port)],
-                    env)
+        stack.spawn(api_command(host, port), env)
         wait_ready(base)  # the API ran the migrations; workers start on an up-to-date schema
         for _ in range(workers):
             stack.spawn([sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel=INFO",

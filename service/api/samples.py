@@ -1,48 +1,64 @@
-"""/samples and /interpolate: generated images, reproducible from a seed. The work is in service.generate."""
+"""/samples and /interpolate: generated images, reproducible from a seed. The work is in service.generate.
+
+The parameters are pydantic models parsed once per request (service/api/query.py: FastAPI's per-parameter
+Query() handling was the largest framework cost of these routes).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
 
 from service import generate
+from service.api import query
 
 router = APIRouter(tags=["sampling"])
 
 _SAMPLE_MEDIA: dict[str, Any] = {media: {} for media in generate.SAMPLE_FORMATS.values()}
 _INTERPOLATE_MEDIA: dict[str, Any] = {media: {} for media in generate.INTERPOLATE_FORMATS.values()}
+_IF_NONE_MATCH = {"If-None-Match": "ETags of a cached response: 304 when one matches"}
 
 
-@router.get("/samples", response_class=Response, responses={200: {"content": _SAMPLE_MEDIA}, 304: {}})
-async def samples(
-        model: str = Query(description="model name, see GET /models"),
-        n: int = Query(default=64, description="number of samples, 1..1024"),
-        seed: int | None = Query(default=None, description="0..2^63-1; default: chosen and returned in X-Seed"),
-        version: int | None = Query(default=None, description="default: the latest"),
-        fmt: str = Query(default="png", alias="format", description="png (a grid), json (z, per-image PNG data URLs), "
-                                                       "npy (float32 (n, C, H, W))"),
-        neighbors: bool = Query(default=False, description="also the nearest training image of each sample "
-                                                           "(Figure 2): png shows the samples' grid and, "
-                                                           "right of it, the neighbours in the same cells; "
-                                                           "json adds index and squared distance; npy "
-                                                           "becomes (n, 2, C, H, W)"),
-        if_none_match: str | None = Header(default=None)) -> Response:
+class SamplesQuery(BaseModel):
+    model: str = Field(description="model name, see GET /models")
+    n: int = Field(default=64, description="number of samples, 1..1024")
+    seed: int | None = Field(default=None, description="0..2^63-1; default: chosen and returned in X-Seed")
+    version: int | None = Field(default=None, description="default: the latest")
+    fmt: str = Field(default="png", alias="format", description="png (a grid), json (z, per-image PNG data URLs), "
+                                                                "npy (float32 (n, C, H, W))")
+    neighbors: bool = Field(default=False, description="also the nearest training image of each sample "
+                                                       "(Figure 2): png shows the samples' grid and, right of "
+                                                       "it, the neighbours in the same cells; json adds index "
+                                                       "and squared distance; npy becomes (n, 2, C, H, W)")
+
+
+class InterpolateQuery(BaseModel):
+    model: str = Field(description="model name, see GET /models")
+    z0: str = Field(description="an integer seed (the first z of /samples?seed=…) or comma-separated floats, as "
+                                "many as the model's latent size")
+    z1: str = Field(description="like z0")
+    steps: int = Field(default=10, description="frames including both ends, 2..64")
+    version: int | None = Field(default=None, description="default: the latest")
+    method: str = Field(default="lerp", description="lerp (straight line, Figure 3) or slerp")
+    fmt: str = Field(default="png", alias="format", description="png (one strip), gif (animated), json (z and "
+                                                                "per-frame PNG data URLs)")
+
+
+@router.get("/samples", response_class=Response, responses={200: {"content": _SAMPLE_MEDIA}, 304: {}},
+            openapi_extra=query.openapi(SamplesQuery, _IF_NONE_MATCH))
+async def samples(request: Request) -> Response:
     """`n` samples of a model version. Same version + seed + n + format → the same bytes."""
-    return await generate.samples(model, n, seed, version, fmt, neighbors, if_none_match)
+    q = query.parse(SamplesQuery, request)
+    return await generate.samples(q.model, q.n, q.seed, q.version, q.fmt, q.neighbors,
+                                  request.headers.get("if-none-match"))
 
 
-@router.get("/interpolate", response_class=Response, responses={200: {"content": _INTERPOLATE_MEDIA}, 304: {}})
-async def interpolate(
-        model: str = Query(description="model name, see GET /models"),
-        z0: str = Query(description="an integer seed (the first z of /samples?seed=…) or comma-separated "
-                                    "floats, as many as the model's latent size"),
-        z1: str = Query(description="like z0"),
-        steps: int = Query(default=10, description="frames including both ends, 2..64"),
-        version: int | None = Query(default=None, description="default: the latest"),
-        method: str = Query(default="lerp", description="lerp (straight line, Figure 3) or slerp"),
-        fmt: str = Query(default="png", alias="format", description="png (one strip), gif (animated), json (z and "
-                                                       "per-frame PNG data URLs)"),
-        if_none_match: str | None = Header(default=None)) -> Response:
+@router.get("/interpolate", response_class=Response, responses={200: {"content": _INTERPOLATE_MEDIA}, 304: {}},
+            openapi_extra=query.openapi(InterpolateQuery, _IF_NONE_MATCH))
+async def interpolate(request: Request) -> Response:
     """Images along a path in z space from z0 to z1; the end frames are exactly those of z0 and z1."""
-    return await generate.interpolation(model, z0, z1, steps, version, method, fmt, if_none_match)
+    q = query.parse(InterpolateQuery, request)
+    return await generate.interpolation(q.model, q.z0, q.z1, q.steps, q.version, q.method, q.fmt,
+                                        request.headers.get("if-none-match"))

@@ -199,6 +199,8 @@ export function openJob(id) {
   $("job-panel").hidden = false;
   $("snapshots").replaceChildren();
   $("figure1").hidden = true;
+  $("job-metrics-csv").href = `/jobs/${id}/metrics?format=csv`;
+  $("job-metrics-svg").href = `/jobs/${id}/metrics?format=svg`;
   drawCharts();
   const source = new EventSource(`/jobs/${id}/events`);
   watched.source = source;

@@ -241,6 +241,9 @@ def test_starting_a_job_shows_live_progress(desktop: Page, trained: dict[str, An
                            "[...document.querySelectorAll('#snapshots img')].every(i => i.naturalWidth > 0)")
     assert page.eval_on_selector("#chart-loss", "e => e.querySelectorAll('path').length") >= 2
     assert re.search(r"[\d.]+ it/s", page.text_content("#job-rate") or "")
+    for link, kind in (("#job-metrics-csv", "text/csv"), ("#job-metrics-svg", "image/svg+xml")):
+        href = page.get_attribute(link, "href") or ""
+        assert href.startswith(f"/jobs/{job_id}/metrics") and api.get(href).headers["content-type"].startswith(kind)
     desktop.shot("06-job-finished")
 
 

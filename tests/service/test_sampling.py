@@ -253,6 +253,38 @@ def test_non_integer_n_is_422(client, model) -> None:  # type: ignore[no-untyped
     assert _problem(client.get("/samples", params={"model": MODEL, "n": "many"}), 422)["errors"][0]["field"] == "n"
 
 
+@pytest.mark.parametrize("path, params, field", [
+    ("/samples", {}, "model"),
+    ("/samples", {"model": MODEL, "neighbors": "maybe"}, "neighbors"),
+    ("/samples", {"model": MODEL, "seed": "1.5"}, "seed"),
+    ("/interpolate", {"model": MODEL, "z0": 1}, "z1"),
+    ("/interpolate", {"model": MODEL, "z0": 1, "z1": 2, "steps": "ten"}, "steps"),
+])
+def test_missing_or_mistyped_query_parameters_are_422_naming_them(client: Any, model: Registered, path: str,
+                                                                   params: dict[str, Any], field: str) -> None:
+    problem = _problem(client.get(path, params=params), 422)
+    assert [e["field"] for e in problem["errors"]] == [field]
+    assert problem["detail"].startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/samples", {"model": (True, "string"), "n": (False, "integer"), "seed": (False, None),
+                  "version": (False, None), "format": (False, "string"), "neighbors": (False, "boolean")}),
+    ("/interpolate", {"model": (True, "string"), "z0": (True, "string"), "z1": (True, "string"),
+                      "steps": (False, "integer"), "version": (False, None), "method": (False, "string"),
+                      "format": (False, "string")}),
+])
+def test_the_schema_documents_every_query_parameter(client: Any, path: str,
+                                                    expected: dict[str, tuple[bool, str | None]]) -> None:
+    """The routes parse their query themselves (service/api/query.py): OpenAPI must still list each parameter,
+    whether it is required and its type (None: integer or null), and the If-None-Match header."""
+    parameters = client.get("/openapi.json").json()["paths"][path]["get"]["parameters"]
+    query = {p["name"]: (p["required"], p["schema"].get("type")) for p in parameters if p["in"] == "query"}
+    assert query == expected
+    assert all(p["description"] for p in parameters)
+    assert [p["name"].lower() for p in parameters if p["in"] == "header"] == ["if-none-match"]
+
+
 @pytest.mark.parametrize("path, extra", [("/samples", {}), ("/interpolate", {"z0": 1, "z1": 2})])
 def test_unknown_model_and_version_are_404_listing_known_ones(client: Any, model: Registered, path: str,
                                                               extra: dict[str, Any]) -> None:
