@@ -61,8 +61,8 @@ def to_svg(rows: Sequence[dict[str, float]], title: str) -> str:
     points = _thin(rows)
     height = TOP + len(PANELS) * (PANEL_HEIGHT + GAP)
     plot_w = WIDTH - LEFT - RIGHT
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
-           f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+            f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">'),
            f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
            f'<text x="{LEFT}" y="18" font-size="13" font-weight="bold">{escape(title)}</text>']
     if not points:

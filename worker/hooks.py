@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
 from models.config import TrainConfig
 from models.nets import Generator
 
