@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service import auth, db, errors, logs, observability, reconciler
@@ -29,14 +29,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     settings = get_settings()
     logs.configure(flush_s=settings.log_flush_s)
-    # read_access: reads need a key only when settings.read_requires_key; every error is documented as
-    # problem+json on every operation.
-    app = FastAPI(title="ganserve", version="0.1.0", lifespan=lifespan,
-                  dependencies=[Depends(auth.read_access)], responses=errors.PROBLEM_RESPONSES,
+    # Every error is documented as problem+json on every operation.
+    app = FastAPI(title="ganserve", version="0.1.0", lifespan=lifespan, responses=errors.PROBLEM_RESPONSES,
                   description="Train and serve the generators of Generative Adversarial Nets "
                               "(Goodfellow et al., 2014).")
     errors.install(app)
-    # The last added runs first: request id/metrics, then CORS (so 413/429 carry CORS headers), then limits.
+    # The last added runs first: request id/metrics, then CORS (so 401/413/429 carry CORS headers), then
+    # limits, then the key check on reads (auth.ReadAccess: only when settings.read_requires_key).
+    app.add_middleware(auth.ReadAccess)
     app.add_middleware(RateLimit)
     app.add_middleware(BodySizeLimit)
     if settings.cors_origins:

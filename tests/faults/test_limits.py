@@ -64,8 +64,13 @@ def test_reads_can_require_a_key(client: Any, anonymous: Any, monkeypatch: pytes
     _problem(anonymous.get("/jobs"), 401)
     _problem(anonymous.get("/models"), 401)
     assert client.get("/jobs").status_code == 200
-    for public in ("/healthz", "/readyz", "/metrics"):
+    for public in ("/healthz", "/readyz", "/metrics", "/static/app.js"):
         assert anonymous.get(public).status_code == 200, public
+    key = client.headers["X-API-Key"]
+    assert anonymous.get("/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert anonymous.get("/models", headers={"X-API-Key": key + "x"}).status_code == 401
+    monkeypatch.setattr(get_settings(), "read_requires_key", False)   # read per request: open again
+    assert anonymous.get("/models").status_code == 200
 
 
 def test_bodies_over_the_limit_are_413_even_without_content_length(client: Any,
