@@ -70,6 +70,9 @@ class TrainConfig:
     momentum_start: float = 0.5
     momentum_end: float = 0.7
     momentum_saturate_epoch: int = 250
+    # Examples per epoch, for the momentum schedule and epoch budgets: the authors' training split
+    # (MNIST: train[:50000]; CIFAR-10: 40,000).
+    epoch_examples: int = 50_000
     adam_betas: tuple[float, float] = (0.5, 0.999)
     # Budget and bookkeeping.
     iterations: int = 1000
@@ -94,8 +97,8 @@ class TrainConfig:
 
     @property
     def epoch_size(self) -> int:
-        """Updates per epoch; the authors' epoch is 50,000 training images / batch 100 = 500."""
-        return max(1, 50_000 // self.batch_size)
+        """Updates per epoch; the authors' MNIST epoch is 50,000 training images / batch 100 = 500."""
+        return max(1, self.epoch_examples // self.batch_size)
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -124,14 +127,14 @@ PRESETS: dict[str, TrainConfig] = {
     # cifar10_fully_connected.yaml / tfd.yaml architectures: for GPU workers. CIFAR-10: 40,000 training
     # images, batch 100, lr 0.025 as in the authors' file.
     "paper-cifar10-fc": TrainConfig(preset="paper-cifar10-fc", dataset="cifar10", g_hidden=(8000, 8000),
-                                    d_hidden=(1600, 1600), d_max_col_norm=1.9365, lr=0.025,
+                                    d_hidden=(1600, 1600), d_max_col_norm=1.9365, lr=0.025, epoch_examples=40_000,
                                     iterations=250 * 400, snapshot_every=2500),
     # cifar10_convolutional.yaml (Figure 2d): G 100 -> ReLU 8000 -> sigmoid 8000 -> (80, 10, 10) -> 5x5
     # transposed convolution, stride 3 -> (3, 32, 32); D three maxout conv layers (32, 32, 192 channels,
     # 2 pieces), a 500 x 5 maxout layer, one sigmoid unit; batch 128, lr 0.004.
     "paper-cifar10-conv": TrainConfig(preset="paper-cifar10-conv", dataset="cifar10", architecture="conv",
                                       g_hidden=(8000, 8000), d_hidden=(500,), d_pieces=5, batch_size=128,
-                                      lr=0.004, iterations=250 * 313, snapshot_every=2500),
+                                      lr=0.004, epoch_examples=40_000, iterations=250 * 313, snapshot_every=2500),
     "paper-tfd": TrainConfig(preset="paper-tfd", dataset="tfd", g_hidden=(8000, 8000),
                              d_hidden=(1200, 1200), d_max_col_norm=1.9365, iterations=250 * 500,
                              snapshot_every=2500),
@@ -147,8 +150,9 @@ OVERRIDABLE: frozenset[str] = frozenset({
 MAX_ITERATIONS = 10_000_000
 
 
-def resolve(preset: str, dataset: str | None = None, **overrides: Any) -> TrainConfig:
-    """The preset with the job's overrides applied and validated (raises ConfigError naming the field)."""
+def resolve(preset: str, dataset: str | None = None, *, epochs: int | None = None, **overrides: Any) -> TrainConfig:
+    """The preset with the job's overrides applied and validated (raises ConfigError naming the field).
+    `epochs` is a budget in epochs instead of `iterations` (epochs x epoch_size iterations)."""
     if preset not in PRESETS:
         raise ConfigError("preset", f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     bad = sorted(k for k in overrides if k not in OVERRIDABLE)
@@ -157,6 +161,15 @@ def resolve(preset: str, dataset: str | None = None, **overrides: Any) -> TrainC
     clean = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
     base = PRESETS[preset]
     config = dataclasses.replace(base, dataset=dataset or base.dataset, **clean)
+    if epochs is not None:
+        if "iterations" in clean:
+            raise ConfigError("epochs", "give a budget in iterations or in epochs, not both")
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise ConfigError("epochs", f"must be an integer >= 1, got {epochs!r}")
+        if epochs * config.epoch_size > MAX_ITERATIONS:
+            raise ConfigError("epochs", f"at most {MAX_ITERATIONS // config.epoch_size} epochs of "
+                                        f"{config.epoch_size} iterations, got {epochs}")
+        config = dataclasses.replace(config, iterations=epochs * config.epoch_size)
     validate(config)
     return config
 
@@ -185,6 +198,7 @@ def validate(c: TrainConfig) -> None:
     positive_int("snapshot_every", c.snapshot_every)
     positive_int("d_pieces", c.d_pieces, 64)
     positive_int("momentum_saturate_epoch", c.momentum_saturate_epoch)
+    positive_int("epoch_examples", c.epoch_examples)
     finite("lr", c.lr, 0.0, 10.0, low_open=True)
     finite("lr_decay", c.lr_decay, 1.0, 2.0)
     finite("lr_min", c.lr_min, 0.0, 10.0)

@@ -29,6 +29,8 @@ class JobRequest(BaseModel):
     version: int | None = Field(default=None, ge=1, le=DB_INT_MAX,
                                 description="parzen: the version to score (default latest)")
     iterations: int | None = Field(default=None, description="training iterations (one G update each)")
+    epochs: int | None = Field(default=None, description="the budget in epochs instead of iterations (an epoch: "
+                                                         "epoch_examples / batch_size iterations, 500 for MNIST)")
     k: int | None = Field(default=None, description="D steps per G step (Algorithm 1)")
     batch_size: int | None = None
     lr: float | None = None
