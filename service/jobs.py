@@ -152,6 +152,15 @@ def metrics(job_id: uuid.UUID, after: int = -1, limit: int = 10_000) -> list[dic
         return [row.values for row in rows]
 
 
+def warning(job: Job) -> str | None:
+    """Advice on a training job from its recent metrics (service/collapse.py), or None."""
+    if job.kind != "train" or job.iteration <= 0:
+        return None
+    from service import collapse
+
+    return collapse.diagnose(metrics(job.id, max(-1, job.iteration - collapse.LOOKBACK)))
+
+
 def snapshots(job_id: uuid.UUID) -> list[JobSnapshot]:
     get(job_id)
     with session_scope() as session:

@@ -75,11 +75,12 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     links: dict[str, str]
+    warning: str | None = None   # e.g. a lost game (service/collapse.py): advice, the job runs on
 
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: Job, warning: str | None = None) -> JobOut:
         base = f"/jobs/{job.id}"
-        return cls(id=job.id, kind=job.kind, model=job.model_name, dataset=job.dataset, status=job.status,
+        return cls(warning=warning, id=job.id, kind=job.kind, model=job.model_name, dataset=job.dataset, status=job.status,
                    progress=job.progress, iteration=job.iteration, attempts=job.attempts, error=job.error,
                    cancel_requested=job.cancel_requested, target_version=job.target_version,
                    config=job.config, created_at=job.created_at, started_at=job.started_at,

@@ -68,7 +68,8 @@ def poll(job_id: uuid.UUID, cursor: Cursor, snapshots_from: int) -> Poll:
     """One round of reads, in this order on purpose: the job row first, then metrics, then snapshots.
     The trainer writes sequentially, so a finished status read first means the later reads see every row,
     and every snapshot written before the last metric row read is seen by the snapshot query."""
-    job = JobOut.of(jobs.get(job_id))
+    row = jobs.get(job_id)
+    job = JobOut.of(row, jobs.warning(row))
     rows = jobs.metrics(job_id, cursor.after)
     snaps = [{"iteration": s.iteration, "url": f"/jobs/{job_id}/snapshots/{s.iteration}"}
              for s in jobs.snapshots(job_id)
@@ -96,7 +97,7 @@ def render(result: Poll, cursor: Cursor) -> list[str]:
     Last-Event-ID stays the metrics cursor."""
     frames: list[str] = []
     job = result.job
-    state = (job.status, job.progress, job.iteration, job.cancel_requested, job.error)
+    state = (job.status, job.progress, job.iteration, job.cancel_requested, job.error, job.warning)
     if state != cursor.job_state:
         cursor.job_state = state
         frames.append(sse("job", job.model_dump(mode="json")))

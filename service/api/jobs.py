@@ -39,7 +39,8 @@ def list_jobs(status: JobStatus | None = None,
 
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: uuid.UUID) -> JobOut:
-    return JobOut.of(jobs.get(job_id))
+    job = jobs.get(job_id)
+    return JobOut.of(job, jobs.warning(job))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, dependencies=[Depends(require_api_key)])

@@ -133,6 +133,8 @@ function showJob(job) {
   $("job-progress-text").textContent = counted ? `${counted} iterations (${percent})` : percent;
   const extra = job.cancel_requested && !FINISHED.has(job.status) ? ", cancelling" : "";
   $("job-status").textContent = `Status: ${job.status}${extra}${job.error ? ` — ${job.error}` : ""}`;
+  $("job-warning").hidden = !job.warning;
+  $("job-warning").textContent = job.warning ? `Warning: ${job.warning}.` : "";
   $("job-cancel").disabled = FINISHED.has(job.status) || job.cancel_requested;
   const row = document.querySelector(`#jobs-table tr[data-job-id="${job.id}"]`);
   if (row) {

@@ -1,0 +1,38 @@
+"""Spotting a lost game in a training job's metrics, so that nobody waits hours for a dead run.
+
+With the paper's MNIST recipe some seeds lose within a few thousand iterations (README, "Seeds matter"): D
+rejects every sample, mean D(G(z)) stays near 0, and G's gradient through D's saturated output carries almost
+no signal, so the samples stop improving. A job whose mean D(G(z)) has stayed below THRESHOLD over the last
+WINDOW iterations gets a warning on GET /jobs/{id} and in the gallery. It is advice, not an action: the job
+keeps running until it is cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+THRESHOLD = 0.01        # mean D(G(z)) of a logging interval
+WINDOW = 1000           # iterations the game must have stayed lost
+LOOKBACK = 5000         # how far back the warning looks for the start of the streak
+
+
+def diagnose(rows: Sequence[dict[str, float]]) -> str | None:
+    """A warning for people, or None. rows: the job's recent metrics rows, oldest first."""
+    if not rows:
+        return None
+    last = rows[-1]["iteration"]
+    streak = 0
+    while streak < len(rows) and rows[-1 - streak].get("d_fake", 1.0) < THRESHOLD:
+        streak += 1
+    if streak == 0:
+        return None
+    since = rows[-streak]["iteration"]
+    start = rows[-streak - 1]["iteration"] if streak < len(rows) else 0.0   # the last interval that was fine
+    if last - start < WINDOW:
+        return None
+    return (f"the discriminator has won: mean D(G(z)) has stayed below {THRESHOLD} since iteration {since:,.0f}, "
+            f"so G gets almost no gradient and its samples will not improve; cancel the job and start another "
+            f"seed")
+
+
+__all__ = ["LOOKBACK", "THRESHOLD", "WINDOW", "diagnose"]
