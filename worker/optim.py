@@ -38,6 +38,12 @@ def momentum(config: TrainConfig, update: int) -> float:
     return (1.0 - alpha) * config.momentum_start + alpha * config.momentum_end
 
 
+def _zeros_as(p: Tensor) -> Tensor:
+    """Zeros with p's strides: the passes pad each row to a cache line (models.nets.padded), which zeros_like
+    would not keep."""
+    return torch.empty_strided(p.size(), p.stride(), dtype=p.dtype, device=p.device).zero_()
+
+
 class Momentum:
     """pylearn2's momentum rule, exactly: inc = mu*inc - lr*grad; theta += inc, per parameter tensor.
 
@@ -48,7 +54,7 @@ class Momentum:
 
     def __init__(self, params: Sequence[Tensor]) -> None:
         self.params = params
-        self.inc = [torch.zeros_like(p) for p in params]
+        self.inc = [_zeros_as(p) for p in params]
         self.lr = self.mu = 0.0
 
     def begin(self, lr: float, mu: float) -> None:
@@ -86,7 +92,7 @@ class Adam:
     def __init__(self, params: Sequence[Tensor], config: TrainConfig) -> None:
         self.params = params
         for p in params:
-            p.grad = torch.zeros_like(p)
+            p.grad = _zeros_as(p)
         # fused: one C++ kernel per step (no per-tensor Python loop, no MKL-VML sqrt calls).
         self.opt = torch.optim.Adam(params, lr=config.lr, betas=config.adam_betas, fused=True)
 

@@ -43,6 +43,7 @@ from models.nets import (
     build_generator,
     derived_generator,
     noise,
+    padded,
 )
 from worker.checkpoint import config_key, load_checkpoint, save_checkpoint
 from worker.hooks import SNAPSHOT_SAMPLES, NonFiniteLoss, TrainHooks, TrainingStopped, TrainOutcome, metrics_row
@@ -92,7 +93,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
     start = int(state["iteration"]) if state is not None else 0
     # The training set lives on the device as one tensor, in D's input layout (the constant column that
     # carries D's first bias, see models.nets._Pass); minibatches are index draws from it.
-    x_all = torch.empty(n, dim + 1, dtype=cdt, device=dev)                              # (N, D + 1)
+    x_all = padded(n, dim + 1, cdt, dev)                              # (N, D + 1), rows as D's input buffer
     for lo in range(0, n, 8192):                      # (a writable copy per chunk: data may be read-only)
         x_all[lo:lo + 8192, :dim] = torch.from_numpy(np.array(data[lo:lo + 8192], dtype=np.float32))
     x_all[:, dim] = dp.inputs[0][0, dim]
