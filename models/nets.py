@@ -149,7 +149,7 @@ ROW_ALIGN = 64  # bytes: rows of n + 1 numbers start on cache lines, or MKL's GE
 
 def padded(rows: int, cols: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """A zeroed (rows, cols) view whose rows start every ROW_ALIGN bytes (cols + 1 columns would not)."""
-    per_line = max(1, ROW_ALIGN // torch.empty((), dtype=dtype).element_size())
+    per_line = max(1, ROW_ALIGN // dtype.itemsize)
     stride = -(-cols // per_line) * per_line
     return torch.zeros(rows, stride, dtype=dtype, device=device)[:, :cols]
 

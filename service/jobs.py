@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models import datasets
 from models.config import ConfigError, resolve
+from service import collapse
 from service.db import session_scope
 from service.tables import FINISHED, Job, JobMetric, JobSnapshot
 
@@ -144,7 +145,8 @@ def cancel(job_id: uuid.UUID) -> Job:
 
 
 def metrics(job_id: uuid.UUID, after: int = -1, limit: int = 10_000) -> list[dict[str, Any]]:
-    get(job_id)  # 404 for an unknown job rather than an empty list
+    """A job's metrics rows after iteration `after`, oldest first. The callers have read the job already
+    (get() raised 404 if unknown): an unknown id would just give no rows."""
     with session_scope() as session:
         rows = session.scalars(select(JobMetric).where(JobMetric.job_id == job_id,
                                                        JobMetric.iteration > after)
@@ -156,8 +158,6 @@ def warning(job: Job) -> str | None:
     """Advice on a training job from its recent metrics (service/collapse.py), or None."""
     if job.kind != "train" or job.iteration <= 0:
         return None
-    from service import collapse
-
     return collapse.diagnose(metrics(job.id, max(-1, job.iteration - collapse.LOOKBACK)))
 
 

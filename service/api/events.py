@@ -50,6 +50,8 @@ class Cursor:
     snapshots_sent: set[int] = field(default_factory=set)
     figure1_after: int = -1
     job_state: tuple[Any, ...] | None = None
+    warning: str | None = None          # the job's warning, as of iteration warning_at
+    warning_at: int = -1
 
 
 @dataclass
@@ -69,7 +71,9 @@ def poll(job_id: uuid.UUID, cursor: Cursor, snapshots_from: int) -> Poll:
     The trainer writes sequentially, so a finished status read first means the later reads see every row,
     and every snapshot written before the last metric row read is seen by the snapshot query."""
     row = jobs.get(job_id)
-    job = JobOut.of(row, jobs.warning(row))
+    if row.iteration != cursor.warning_at:     # the warning only changes as the job moves on
+        cursor.warning, cursor.warning_at = jobs.warning(row), row.iteration
+    job = JobOut.of(row, cursor.warning)
     rows = jobs.metrics(job_id, cursor.after)
     snaps = [{"iteration": s.iteration, "url": f"/jobs/{job_id}/snapshots/{s.iteration}"}
              for s in jobs.snapshots(job_id)

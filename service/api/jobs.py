@@ -55,12 +55,12 @@ def job_metrics(job_id: uuid.UUID, after: int = Query(default=-1, ge=-1, le=DB_I
                 format: Literal["json", "csv", "svg"] = "json") -> object:
     """The training curves: one row per logging interval (iteration, lr, losses, D(x), D(G(z)), V, JSD…);
     `format=csv` for a spreadsheet, `format=svg` for a chart of D(x) / D(G(z)), the losses and the JSD."""
+    job = jobs.get(job_id)                   # 404 for an unknown job rather than an empty list
     rows = jobs.metrics(job_id, after)
     if format == "csv":
         return Response(curves.to_csv(rows), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{job_id}-metrics.csv"'})
     if format == "svg":
-        job = jobs.get(job_id)
         title = f"{job.model_name} · {job.config.get('preset', '')} · job {str(job_id)[:8]}"
         return Response(curves.to_svg(rows, title), media_type="image/svg+xml")
     return rows
