@@ -16,6 +16,7 @@ Update = Literal["alternating", "simultaneous"]
 Optimizer = Literal["sgd", "adam"]
 OutputKind = Literal["sigmoid", "linear"]
 Architecture = Literal["mlp", "conv"]
+Keep = Literal["last", "best"]
 
 
 class ConfigError(ValueError):
@@ -81,6 +82,11 @@ class TrainConfig:
     snapshot_every: int = 1000
     checkpoint_seconds: float = 60.0
     bf16: bool = False
+    # Model selection, which the authors' file leaves open (no stopping rule, save_freq 1): every score_every
+    # iterations (0 = never) G is scored by the Parzen protocol on the VALIDATION split (worker/validation.py);
+    # keep "best" registers the G of the best-scoring iteration instead of the last one.
+    score_every: int = 0
+    keep: Keep = "last"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -144,7 +150,7 @@ PRESETS: dict[str, TrainConfig] = {
 OVERRIDABLE: frozenset[str] = frozenset({
     "iterations", "k", "batch_size", "lr", "lr_decay", "lr_min", "momentum_start", "momentum_end",
     "objective", "update", "optimizer", "seed", "log_every", "snapshot_every", "checkpoint_seconds", "bf16",
-    "g_hidden", "d_hidden", "d_pieces", "latent_dim",
+    "g_hidden", "d_hidden", "d_pieces", "latent_dim", "score_every", "keep",
 })
 
 MAX_ITERATIONS = 10_000_000
@@ -231,6 +237,15 @@ def validate(c: TrainConfig) -> None:
                                      f"[0, 1] cannot reach: use the toy-1d or toy-2d preset")
     if c.optimizer not in ("sgd", "adam"):
         raise ConfigError("optimizer", f"must be 'sgd' or 'adam', got {c.optimizer!r}")
+    if not isinstance(c.score_every, int) or isinstance(c.score_every, bool) or not 0 <= c.score_every <= MAX_ITERATIONS:
+        raise ConfigError("score_every", f"must be an integer in 0..{MAX_ITERATIONS} (0 = never), got {c.score_every!r}")
+    if c.score_every % c.log_every:
+        # A score is stored on the metrics row of its iteration, so it must land on one.
+        raise ConfigError("score_every", f"must be a multiple of log_every ({c.log_every}), got {c.score_every}")
+    if c.keep not in ("last", "best"):
+        raise ConfigError("keep", f"must be 'last' or 'best', got {c.keep!r}")
+    if c.keep == "best" and c.score_every == 0:
+        raise ConfigError("keep", "'best' needs score_every > 0: the best iteration is chosen by its validation score")
     if not isinstance(c.bf16, bool):
         raise ConfigError("bf16", f"must be true or false, got {c.bf16!r}")
     if not isinstance(c.seed, int) or isinstance(c.seed, bool) or not 0 <= c.seed < 2**63:

@@ -15,6 +15,7 @@ from models import datasets
 from models.config import ConfigError, resolve
 from service import collapse
 from service.db import session_scope
+from service.settings import get_settings
 from service.tables import FINISHED, Job, JobMetric, JobSnapshot
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,18 @@ def submit_train(model: str, preset: str, dataset: str | None, overrides: dict[s
     if config.dataset not in known:
         field = "dataset" if dataset else "preset"
         raise ConfigError(field, f"unknown dataset {config.dataset!r}; available datasets: {', '.join(known)}")
+    if config.score_every and _has_no_validation_split(config.dataset):
+        raise ConfigError("score_every", f"dataset {config.dataset!r} has no validation split to score G on; "
+                                         "use score_every 0")
     return create(NewJob("train", model, config.dataset, config.to_dict(), None, idempotency_key))
+
+
+def _has_no_validation_split(dataset: str) -> bool:
+    """True only when the dataset is here and lacks one; data not fetched yet is the worker's to check."""
+    try:
+        return datasets.load(dataset, get_settings().resolved_data_dir).valid is None
+    except datasets.DatasetUnavailable:
+        return False
 
 
 def find_by_idempotency_key(key: str) -> Job | None:

@@ -52,6 +52,12 @@ class JobRequest(BaseModel):
     d_hidden: list[int] | None = None
     d_pieces: int | None = None
     latent_dim: int | None = None
+    score_every: int | None = Field(
+        default=None, description="score G every N iterations (a multiple of log_every; 0 = never) by the Parzen "
+                                  "protocol on the validation split: valid_ll joins that iteration's metrics row")
+    keep: Literal["last", "best"] | None = Field(
+        default=None, description="which G becomes the version: the last (default) or the best-scoring one "
+                                  "(needs score_every)")
 
     def overrides(self) -> dict[str, Any]:
         skip = {"kind", "model", "dataset", "preset", "version"}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from torch import nn
 
 from models.config import TrainConfig
 from models.nets import Generator
@@ -27,6 +28,9 @@ class TrainHooks(Protocol):
     def on_metrics(self, row: dict[str, float]) -> None: ...
     def on_snapshot(self, iteration: int, samples: np.ndarray) -> None: ...
     def on_checkpoint(self, iteration: int, blob: bytes) -> None: ...
+    # Every config.score_every iterations and at the last one (when score_every > 0), after that iteration's
+    # metrics row: the generator (eval mode, on the training device) to score and, with keep "best", to keep.
+    def on_score(self, iteration: int, generator: nn.Module) -> None: ...
     def should_stop(self) -> bool: ...
 
 

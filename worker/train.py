@@ -228,6 +228,9 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
             last_log_t, last_log_it = now, done
         if done % config.snapshot_every == 0 or final:
             snapshot(done)
+        if config.score_every and (done % config.score_every == 0 or final):
+            gnet.eval()
+            hooks.on_score(done, gnet)
         if not final and time.monotonic() - last_ckpt >= config.checkpoint_seconds:
             hooks.on_checkpoint(done, checkpoint(done))
             last_ckpt = time.monotonic()

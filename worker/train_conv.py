@@ -125,6 +125,10 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
             with torch.no_grad():
                 hooks.on_snapshot(done, gnet(fixed_z).clamp(0.0, 1.0).cpu().numpy())
             gnet.train()
+        if config.score_every and (done % config.score_every == 0 or final):
+            gnet.eval()
+            hooks.on_score(done, gnet)
+            gnet.train()
         if not final and time.monotonic() - last_ckpt >= config.checkpoint_seconds:
             hooks.on_checkpoint(done, checkpoint(done))
             last_ckpt = time.monotonic()

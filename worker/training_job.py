@@ -5,6 +5,7 @@ Every write is fenced by the job's lease, so a worker that lost its job can neve
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from typing import Any
@@ -23,7 +24,9 @@ from service.tables import Job, JobMetric, JobSnapshot, ModelVersion
 from worker import toy_snapshot, train_conv
 from worker.export import Exported, export_generator
 from worker.lease import Lease, run_leased
+from worker.checkpoint import load_checkpoint, save_checkpoint
 from worker.train import NonFiniteLoss, TrainingStopped, TrainOutcome, train
+from worker.validation import ValidationScorer, ValidationUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +35,23 @@ def checkpoint_key(job_id: uuid.UUID) -> str:
     return f"checkpoints/{job_id}.pt"
 
 
+def best_key(job_id: uuid.UUID) -> str:
+    """G's weights at the best validation score so far (keep "best"); deleted with the checkpoint."""
+    return f"checkpoints/{job_id}-best.pt"
+
+
 class DatabaseHooks:
     """Training callbacks that write metrics, snapshots and checkpoints to PostgreSQL, fenced by the lease."""
 
-    def __init__(self, lease: Lease, config: TrainConfig, image_shape: tuple[int, ...]) -> None:
+    def __init__(self, lease: Lease, config: TrainConfig, image_shape: tuple[int, ...],
+                 valid: np.ndarray | None) -> None:
         self.lease = lease
         self.config = config
         self.image_shape = image_shape
         self.iteration = 0
+        self.scorer = ValidationScorer(config, valid) if config.score_every and valid is not None else None
+        # A resumed run starts from the best score its earlier attempts stored (with its weights, if kept).
+        self.best = best_score(lease.job_id) if config.keep == "best" else None
 
     def on_metrics(self, row: dict[str, float]) -> None:
         self.iteration = int(row["iteration"])
@@ -69,6 +81,25 @@ class DatabaseHooks:
             self.lease.write(session, iteration=iteration, heartbeat_at=func.now())
             blobs.put(session, checkpoint_key(self.lease.job_id), blob)
 
+    def on_score(self, iteration: int, generator: Any) -> None:
+        """Score G on the validation split; the values join the metrics row of `iteration` (see
+        TrainConfig.score_every), and with keep "best" a new best also stores G's weights, in one transaction."""
+        if self.scorer is None:
+            raise ValidationUnavailable(f"dataset {self.config.dataset!r} has no validation split to score G on "
+                                        "(score_every needs one)")
+        score = self.scorer(generator)
+        improved = self.config.keep == "best" and (self.best is None or score["valid_ll"] > self.best)
+        with session_scope() as session:
+            self.lease.write(session, heartbeat_at=func.now())
+            session.execute(insert(JobMetric).values(job_id=self.lease.job_id, iteration=iteration, values=score)
+                            .on_conflict_do_update(index_elements=["job_id", "iteration"],
+                                                   set_={"values": JobMetric.values.op("||")(score)}))
+            if improved:
+                blobs.put(session, best_key(self.lease.job_id),
+                          save_checkpoint({"iteration": iteration, **score, "generator": generator.state_dict()}))
+        if improved:
+            self.best = score["valid_ll"]
+
     def should_stop(self) -> bool:
         # Flags only (the lease's heartbeat thread refreshes them): a cancel is seen at the first iteration
         # check after the next beat, i.e. within settings.heartbeat_s.
@@ -93,13 +124,15 @@ def run(lease: Lease) -> None:
             except blobs.BlobMissing:
                 resume_bytes = None
         splits = datasets.load(config.dataset, get_settings().resolved_data_dir, fetch_missing=True)
-        hooks = DatabaseHooks(lease, config, splits.image_shape)
+        hooks = DatabaseHooks(lease, config, splits.image_shape, splits.valid)
         if resume_bytes:
             # After a worker died or the database went away: the next claim resumes from the checkpoint.
             log.info("job %s: resuming from its checkpoint (attempt %d)", lease.job_id, lease.attempt)
         # Figure 2d's conv nets need autograd (worker/train_conv.py); the MLPs keep the fused trainer.
         trainer = train_conv.train if config.architecture == "conv" else train
         outcome = trainer(config, np.asarray(splits.train), hooks, resume=resume_bytes)
+        if config.keep == "best":
+            outcome = keep_best(lease.job_id, outcome)
         exported = export_generator(outcome.generator, config, splits.image_shape,
                                     {"ganserve.dataset": config.dataset,
                                      "ganserve.dataset_sha256": splits.sha256,
@@ -108,8 +141,25 @@ def run(lease: Lease) -> None:
         # Issue 4: score the new version (commit, then enqueue). Never raises: the job has succeeded.
         parzen.queue_for_version(job.model_name, version.version)
 
-    run_leased(lease, body, stopped=TrainingStopped, failures=(NonFiniteLoss,),
+    run_leased(lease, body, stopped=TrainingStopped, failures=(NonFiniteLoss, ValidationUnavailable),
                reached=lambda: f"stopped at iteration {hooks.iteration if hooks else 0}")
+
+
+def best_score(job_id: uuid.UUID) -> float | None:
+    """The highest valid_ll stored for the job (an earlier attempt's), or None."""
+    with session_scope() as session:
+        return session.scalar(select(func.max(JobMetric.values["valid_ll"].as_float()))
+                              .where(JobMetric.job_id == job_id))
+
+
+def keep_best(job_id: uuid.UUID, outcome: TrainOutcome) -> TrainOutcome:
+    """The outcome with G's weights from the best-scoring iteration; its metrics name that iteration."""
+    with session_scope() as session:
+        best = load_checkpoint(blobs.get(session, best_key(job_id)))
+    outcome.generator.load_state_dict(best.pop("generator"))
+    best.pop("format")
+    best["selected_iteration"] = best.pop("iteration")
+    return dataclasses.replace(outcome, metrics={**outcome.metrics, **best})
 
 
 def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Splits,
@@ -133,4 +183,5 @@ def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Spli
         lease.write(session, status="succeeded", progress=1.0, iteration=outcome.iterations,
                     finished_at=func.now(), lease_token=None)
         blobs.delete(session, checkpoint_key(lease.job_id))
+        blobs.delete(session, best_key(lease.job_id))
     return version

@@ -29,6 +29,22 @@ def test_simultaneous_update_needs_k_1() -> None:
     assert caught.value.field == "k"
 
 
+def test_scoring_and_keeping_the_best() -> None:
+    config = resolve("paper-mnist", score_every=2500, keep="best")
+    assert (config.score_every, config.keep) == (2500, "best")
+    assert (PRESETS["paper-mnist"].score_every, PRESETS["paper-mnist"].keep) == (0, "last")
+
+
+@pytest.mark.parametrize("kwargs, field, words", [
+    ({"score_every": -1}, "score_every", "0.."), ({"score_every": 150}, "score_every", "multiple of log_every (100)"),
+    ({"score_every": True}, "score_every", "integer"), ({"keep": "first"}, "keep", "'last' or 'best'"),
+    ({"keep": "best"}, "keep", "score_every > 0")])
+def test_bad_scoring_names_the_field(kwargs: dict, field: str, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve("paper-mnist", **kwargs)
+    assert caught.value.field == field and words in caught.value.message
+
+
 def test_configs_round_trip_through_json_dicts() -> None:
     config = resolve("paper-mnist", epochs=1, seed=4)
     assert TrainConfig.from_dict(config.to_dict()) == config

@@ -82,3 +82,26 @@ def test_jobs_are_listed_and_health_endpoints_answer(client, trained) -> None:  
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "broker": "ok"}
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_keep_best_registers_the_best_validation_score(client, worker) -> None:  # type: ignore[no-untyped-def]
+    """score_every + keep "best": every score joins its metrics row; the version is the best-scoring G."""
+    if not mnist_available():
+        pytest.skip("MNIST is not in GANSERVE_DATA_DIR: run `ganserve data fetch mnist` (make test does)")
+    body = {**TINY, "model": "tiny-best", "iterations": 60, "score_every": 20, "keep": "best"}
+    job = wait_for_job(client, client.post("/jobs", json=body).json()["id"])
+    assert job["status"] == "succeeded", job
+    rows = client.get(f"/jobs/{job['id']}/metrics").json()
+    scored = {r["iteration"]: r for r in rows if "valid_ll" in r}
+    assert sorted(scored) == [20, 40, 60]
+    assert all({"d_loss", "valid_ll_se", "valid_sigma"} <= set(r) for r in scored.values())
+    best = max(scored.values(), key=lambda r: r["valid_ll"])
+    version = {m["name"]: m for m in client.get("/models").json()}["tiny-best"]["versions"][-1]
+    assert version["metrics"]["selected_iteration"] == best["iteration"]
+    assert version["metrics"]["valid_ll"] == pytest.approx(best["valid_ll"])
+    assert version["metrics"]["iterations"] == 60
+
+
+def test_keep_best_without_scores_is_a_422_naming_keep(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/jobs", json={**TINY, "keep": "best"})
+    assert response.status_code == 422 and "keep" in response.text and "score_every" in response.text

@@ -37,6 +37,7 @@ class Recorder:
         self.rows: list[dict[str, float]] = []
         self.snapshots: list[tuple[int, np.ndarray]] = []
         self.checkpoints: list[tuple[int, bytes]] = []
+        self.scores: list[int] = []
         self.polls = 0
         self.stop_after = stop_after
 
@@ -48,6 +49,9 @@ class Recorder:
 
     def on_checkpoint(self, iteration: int, blob: bytes) -> None:
         self.checkpoints.append((iteration, blob))
+
+    def on_score(self, iteration: int, generator: torch.nn.Module) -> None:
+        self.scores.append(iteration)
 
     def should_stop(self) -> bool:
         self.polls += 1
@@ -68,12 +72,19 @@ def test_metrics_snapshots_and_outcome() -> None:
         assert r["jsd"] == pytest.approx((r["value"] + math.log(4)) / 2)
         assert 0 < r["d_real"] < 1 and 0 < r["d_fake"] < 1
     assert [i for i, _ in hooks.snapshots] == [6, 10]
+    assert hooks.scores == []                                                 # score_every 0: never
     for _, samples in hooks.snapshots:
         assert samples.shape == (64, 20) and samples.dtype == np.float32
         assert samples.min() >= 0 and samples.max() <= 1
     assert out.iterations == 10 and out.metrics == hooks.rows[-1] and out.seconds > 0
     assert not out.generator.training
     assert all(p.device.type == "cpu" and p.dtype == torch.float32 for p in out.generator.parameters())
+
+
+def test_scores_every_score_every_and_at_the_end() -> None:
+    hooks = Recorder()
+    train(tiny(iterations=10, log_every=2, score_every=4), easy_data(), hooks, device="cpu")
+    assert hooks.scores == [4, 8, 10]
 
 
 @pytest.mark.parametrize("preset", ["paper-mnist", "quick"])

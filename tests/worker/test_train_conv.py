@@ -40,6 +40,9 @@ class Recorder:
     def on_checkpoint(self, iteration: int, blob: bytes) -> None:
         pass
 
+    def on_score(self, iteration: int, generator: torch.nn.Module) -> None:
+        pass
+
     def should_stop(self) -> bool:
         self.polls += 1
         return self.stop_after is not None and self.polls > self.stop_after
