@@ -2,7 +2,7 @@
 
 The SVG has three panels sharing the iteration axis: mean D(x) and D(G(z)) (with ½, where Proposition 1 puts
 both at the game's optimum), the D and G losses, and the minibatch estimate of the Jensen–Shannon divergence
-(eq. 6). Plain SVG text built here: no plotting library in the API image, and it renders anywhere (browsers,
+(eq. 6); a fourth, the Parzen log-likelihood of the validation split, when the job scored G (score_every). Plain SVG text built here: no plotting library in the API image, and it renders anywhere (browsers,
 GitHub READMEs).
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from html import escape
 
 METRIC_COLUMNS = ("iteration", "epoch", "lr", "momentum", "d_loss", "g_loss", "d_real", "d_fake", "value", "jsd",
-                  "it_per_s")
+                  "it_per_s", "valid_ll", "valid_ll_se", "valid_sigma")
 
 # (title, [(metric key, label, colour)], fixed y range or None for the data's range)
 PANELS: tuple[tuple[str, tuple[tuple[str, str, str], ...], tuple[float, float] | None], ...] = (
@@ -23,6 +23,8 @@ PANELS: tuple[tuple[str, tuple[tuple[str, str, str], ...], tuple[float, float] |
     ("losses", (("d_loss", "D loss", "#1f77b4"), ("g_loss", "G loss", "#d62728")), None),
     ("JSD estimate (V + log 4) / 2", (("jsd", "JSD", "#2ca02c"),), None),
 )
+# Only on the rows of the iterations G was scored at (worker/validation.py).
+VALID_PANEL = ("Parzen log-likelihood of the validation images (nats)", (("valid_ll", "valid LL", "#9467bd"),), None)
 WIDTH, PANEL_HEIGHT, LEFT, RIGHT, TOP, GAP = 760, 170, 60, 20, 30, 46
 MAX_POINTS = 800          # per line: enough for the eye, keeps a 125,000-iteration run's SVG small
 
@@ -57,9 +59,11 @@ def _fmt(v: float) -> str:
 
 
 def to_svg(rows: Sequence[dict[str, float]], title: str) -> str:
-    """The three-panel chart of `rows` (the job's metrics, oldest first)."""
+    """The chart of `rows` (the job's metrics, oldest first): three panels, four when G was scored."""
     points = _thin(rows)
-    height = TOP + len(PANELS) * (PANEL_HEIGHT + GAP)
+    scored = _thin([r for r in rows if "valid_ll" in r])
+    panels = PANELS + ((VALID_PANEL,) if scored else ())
+    height = TOP + len(panels) * (PANEL_HEIGHT + GAP)
     plot_w = WIDTH - LEFT - RIGHT
     out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
             f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">'),
@@ -74,9 +78,10 @@ def to_svg(rows: Sequence[dict[str, float]], title: str) -> str:
     def px(it: float) -> float:
         return LEFT + (it - x0) / (x1 - x0) * plot_w
 
-    for p, (panel_title, lines, fixed) in enumerate(PANELS):
+    for p, (panel_title, lines, fixed) in enumerate(panels):
         top = TOP + p * (PANEL_HEIGHT + GAP) + 14
-        values = [r[k] for r in points for k, _, _ in lines if math.isfinite(r.get(k, math.nan))]
+        series = scored if lines[0][0] == "valid_ll" else points
+        values = [r[k] for r in series for k, _, _ in lines if math.isfinite(r.get(k, math.nan))]
         low, high = fixed if fixed else _nice_range(values or [0.0])
 
         def py(v: float, low: float = low, high: float = high, top: float = top) -> float:
@@ -91,7 +96,7 @@ def to_svg(rows: Sequence[dict[str, float]], title: str) -> str:
             out.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{py(0.5):.1f}" y2="{py(0.5):.1f}" '
                        f'stroke="#999" stroke-dasharray="4 3"/>')
         for i, (key, label, colour) in enumerate(lines):
-            coords = " ".join(f"{px(r['iteration']):.1f},{py(r[key]):.1f}" for r in points
+            coords = " ".join(f"{px(r['iteration']):.1f},{py(r[key]):.1f}" for r in series
                               if math.isfinite(r.get(key, math.nan)))
             out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.3" points="{coords}"/>')
             out.append(f'<text x="{LEFT + plot_w - 90 * (len(lines) - i)}" y="{top - 4}" fill="{colour}">'

@@ -100,6 +100,11 @@ def test_keep_best_registers_the_best_validation_score(client, worker) -> None: 
     assert version["metrics"]["selected_iteration"] == best["iteration"]
     assert version["metrics"]["valid_ll"] == pytest.approx(best["valid_ll"])
     assert version["metrics"]["iterations"] == 60
+    svg = ElementTree.fromstring(client.get(f"/jobs/{job['id']}/metrics", params={"format": "svg"}).text)
+    lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == 6 and len(lines[-1].get("points", "").split()) == 3    # + the validation LL panel
+    table = list(csv.DictReader(io.StringIO(client.get(f"/jobs/{job['id']}/metrics", params={"format": "csv"}).text)))
+    assert [float(r["valid_ll"]) for r in table if r["valid_ll"]] == pytest.approx([r["valid_ll"] for r in scored.values()])
 
 
 def test_keep_best_without_scores_is_a_422_naming_keep(client) -> None:  # type: ignore[no-untyped-def]
