@@ -221,16 +221,16 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
             ((nll_real, d_real), (nll_fake, d_fake)), now = dstats.tolist(), time.monotonic()
             last_row = metrics_row(config, done, lr, mu, [nll_real, nll_fake, d_real, d_fake, gstat.item()],
                                    steps[0], steps[1], (done - last_log_it) / max(now - last_log_t, 1e-9))
+            if config.score_every and (done % config.score_every == 0 or final):    # a multiple of log_every
+                gnet.eval()
+                last_row = {**last_row, **hooks.on_score(done, gnet)}
             hooks.on_metrics(last_row)
             dstats.zero_()
             gstat.zero_()
             steps[0] = steps[1] = 0
-            last_log_t, last_log_it = now, done
+            last_log_t, last_log_it = time.monotonic(), done                # it/s leaves the scoring out
         if done % config.snapshot_every == 0 or final:
             snapshot(done)
-        if config.score_every and (done % config.score_every == 0 or final):
-            gnet.eval()
-            hooks.on_score(done, gnet)
         if not final and time.monotonic() - last_ckpt >= config.checkpoint_seconds:
             hooks.on_checkpoint(done, checkpoint(done))
             last_ckpt = time.monotonic()

@@ -116,18 +116,18 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
             now = time.monotonic()
             last_row = metrics_row(config, done, lr, mu, sums, steps[0], steps[1],
                                    (done - last_log_it) / max(now - last_log_t, 1e-9))
+            if config.score_every and (done % config.score_every == 0 or final):    # a multiple of log_every
+                gnet.eval()
+                last_row = {**last_row, **hooks.on_score(done, gnet)}
+                gnet.train()
             hooks.on_metrics(last_row)
             acc.zero_()
             steps[0] = steps[1] = 0
-            last_log_t, last_log_it = now, done
+            last_log_t, last_log_it = time.monotonic(), done                # it/s leaves the scoring out
         if done % config.snapshot_every == 0 or final:
             gnet.eval()
             with torch.no_grad():
                 hooks.on_snapshot(done, gnet(fixed_z).clamp(0.0, 1.0).cpu().numpy())
-            gnet.train()
-        if config.score_every and (done % config.score_every == 0 or final):
-            gnet.eval()
-            hooks.on_score(done, gnet)
             gnet.train()
         if not final and time.monotonic() - last_ckpt >= config.checkpoint_seconds:
             hooks.on_checkpoint(done, checkpoint(done))

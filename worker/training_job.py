@@ -81,24 +81,20 @@ class DatabaseHooks:
             self.lease.write(session, iteration=iteration, heartbeat_at=func.now())
             blobs.put(session, checkpoint_key(self.lease.job_id), blob)
 
-    def on_score(self, iteration: int, generator: Any) -> None:
-        """Score G on the validation split; the values join the metrics row of `iteration` (see
-        TrainConfig.score_every), and with keep "best" a new best also stores G's weights, in one transaction."""
+    def on_score(self, iteration: int, generator: Any) -> dict[str, float]:
+        """Score G on the validation split (the values join the metrics row of `iteration`); with keep "best",
+        a new best stores G's weights."""
         if self.scorer is None:
             raise ValidationUnavailable(f"dataset {self.config.dataset!r} has no validation split to score G on "
                                         "(score_every needs one)")
         score = self.scorer(generator)
-        improved = self.config.keep == "best" and (self.best is None or score["valid_ll"] > self.best)
-        with session_scope() as session:
-            self.lease.write(session, heartbeat_at=func.now())
-            session.execute(insert(JobMetric).values(job_id=self.lease.job_id, iteration=iteration, values=score)
-                            .on_conflict_do_update(index_elements=["job_id", "iteration"],
-                                                   set_={"values": JobMetric.values.op("||")(score)}))
-            if improved:
+        if self.config.keep == "best" and (self.best is None or score["valid_ll"] > self.best):
+            with session_scope() as session:
+                self.lease.write(session, heartbeat_at=func.now())
                 blobs.put(session, best_key(self.lease.job_id),
                           save_checkpoint({"iteration": iteration, **score, "generator": generator.state_dict()}))
-        if improved:
             self.best = score["valid_ll"]
+        return score
 
     def should_stop(self) -> bool:
         # Flags only (the lease's heartbeat thread refreshes them): a cancel is seen at the first iteration

@@ -160,6 +160,13 @@ function drawCharts() {
   ], { title: "Mean D(x) and D(G(z))", yDomain: [0, 1] });
   lineChart($("chart-jsd"), [{ label: "JSD", color: COLORS[2], points: series("jsd") }],
             { title: "JSD estimate" });
+  // Rows of scored iterations carry valid_ll (worker/validation.py); the panel shows only for such jobs.
+  const scored = rows.filter((r) => Number.isFinite(r.valid_ll));
+  $("figure-valid").hidden = !scored.length;
+  if (scored.length) {
+    lineChart($("chart-valid"), [{ label: "valid LL", color: COLORS[3], points: scored.map((r) => [r.iteration, r.valid_ll]) }],
+              { title: "Validation log-likelihood (nats)" });
+  }
   const last = rows.at(-1);
   $("job-rate").textContent = last && Number.isFinite(last.it_per_s) ? `${last.it_per_s.toFixed(1)} it/s` : "";
 }

@@ -330,3 +330,19 @@ def test_toy_1d_training_draws_figure_1(desktop: Page, api: httpx.Client, worker
     page.wait_for_function("() => /iteration 300/.test(document.getElementById('chart-fig1').getAttribute('aria-label'))",
                            timeout=30_000)
     desktop.shot("12-toy-1d-figure1")
+
+
+def test_a_scored_job_shows_its_validation_likelihood(desktop: Page, trained: dict[str, Any],
+                                                      api: httpx.Client) -> None:
+    body = {**TINY, "model": "tiny-scored", "score_every": TINY["log_every"] * 2, "keep": "best"}
+    response = api.post("/jobs", json=body, headers={"X-API-Key": API_KEY})
+    assert response.status_code == 202, response.text
+    job = wait_for_job(api, response.json()["id"])
+    assert job["status"] == "succeeded", job
+    page = desktop.open(f"?job={job['id']}")
+    page.wait_for_selector("#figure-valid:not([hidden])")
+    assert page.eval_on_selector("#chart-valid", "e => e.querySelectorAll('path').length") >= 1
+    desktop.shot("13-job-validation-likelihood")
+    page = desktop.open(f"?job={trained['id']}")                    # an unscored job: no such panel
+    page.wait_for_selector("#chart-loss path")
+    assert page.eval_on_selector("#figure-valid", "e => e.hidden") is True

@@ -50,8 +50,9 @@ class Recorder:
     def on_checkpoint(self, iteration: int, blob: bytes) -> None:
         self.checkpoints.append((iteration, blob))
 
-    def on_score(self, iteration: int, generator: torch.nn.Module) -> None:
+    def on_score(self, iteration: int, generator: torch.nn.Module) -> dict[str, float]:
         self.scores.append(iteration)
+        return {"valid_ll": float(iteration)}
 
     def should_stop(self) -> bool:
         self.polls += 1
@@ -85,6 +86,8 @@ def test_scores_every_score_every_and_at_the_end() -> None:
     hooks = Recorder()
     train(tiny(iterations=10, log_every=2, score_every=4), easy_data(), hooks, device="cpu")
     assert hooks.scores == [4, 8, 10]
+    assert [(r["iteration"], r.get("valid_ll")) for r in hooks.rows] == [       # scores join their rows
+        (2, None), (4, 4.0), (6, None), (8, 8.0), (10, 10.0)]
 
 
 @pytest.mark.parametrize("preset", ["paper-mnist", "quick"])

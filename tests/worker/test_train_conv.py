@@ -40,8 +40,8 @@ class Recorder:
     def on_checkpoint(self, iteration: int, blob: bytes) -> None:
         pass
 
-    def on_score(self, iteration: int, generator: torch.nn.Module) -> None:
-        pass
+    def on_score(self, iteration: int, generator: torch.nn.Module) -> dict[str, float]:
+        return {}
 
     def should_stop(self) -> bool:
         self.polls += 1
