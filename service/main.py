@@ -35,7 +35,9 @@ def create_app() -> FastAPI:
                               "(Goodfellow et al., 2014).")
     errors.install(app)
     # The last added runs first: request id/metrics, then CORS (so 401/413/429 carry CORS headers), then
-    # limits, then the key check on reads (auth.ReadAccess: only when settings.read_requires_key).
+    # limits, then the key check on reads (auth.ReadAccess: only when settings.read_requires_key), then the
+    # GET /samples fast path (service/api/samples.py: the hot route without FastAPI's routing).
+    app.add_middleware(samples.SamplesFastPath)
     app.add_middleware(auth.ReadAccess)
     app.add_middleware(RateLimit)
     app.add_middleware(BodySizeLimit)

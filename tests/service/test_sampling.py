@@ -293,3 +293,25 @@ def test_unknown_model_and_version_are_404_listing_known_ones(client: Any, model
         assert "known models" in problem["detail"] and MODEL in problem["detail"]
     problem = _problem(client.get(path, params={"model": MODEL, "version": 99, **extra}), 404)
     assert "known versions" in problem["detail"] and str(model.version) in problem["detail"]
+
+
+def test_the_fast_path_answers_as_the_route_does(client, model) -> None:  # type: ignore[no-untyped-def]
+    """GET /samples is answered by service.api.samples.SamplesFastPath; the route itself must give the same
+    status, headers and bytes, and the request must be labelled with the route in the metrics."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from service.api import samples as samples_api
+
+    query = f"model={MODEL}&n=5&seed=11&version={model.version}&format=png".encode()
+    scope = {"type": "http", "method": "GET", "path": "/samples", "query_string": query, "root_path": "",
+             "headers": [(b"if-none-match", b'"nope"')]}
+    routed = asyncio.run(samples_api.samples(Request(scope)))
+    fast = client.get(f"/samples?{query.decode()}", headers={"If-None-Match": '"nope"'})
+    assert fast.status_code == routed.status_code == 200
+    assert fast.content == routed.body
+    wanted = {k.decode(): v.decode() for k, v in routed.raw_headers}
+    assert {k: fast.headers[k] for k in wanted} == wanted
+    assert 'route="/samples"' in client.get("/metrics").text
+
