@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram,
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs
@@ -104,13 +105,30 @@ class RequestContext:
             await internal_error(scope["method"], scope["path"], exc)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = getattr(scope.get("route") or _match(scope), "path", None) or "unmatched"
             http_seconds(scope["method"], route, status).observe(elapsed)
             level = logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO
             if log.isEnabledFor(level):  # probes and scrapes: not even the record is built at INFO
                 log.log(level, "request", extra={"method": scope["method"], "path": scope["path"], "route": route,
                                                  "status": status, "ms": round(elapsed * 1000, 2)})
             logs.request_id.reset(token)
+
+
+def _match(scope: Scope) -> Any:
+    """The route a request refused before routing (401, 413, 429 from the middlewares) would have reached,
+    so its log line and histogram name it; None when no route matches (a 404)."""
+    for route in _flat(getattr(getattr(scope.get("app"), "router", None), "routes", ())):
+        if route.matches(scope)[0] == Match.FULL:
+            return route
+    return None
+
+
+def _flat(routes: Any) -> Iterator[Any]:
+    """The app's routes; recent FastAPI keeps each included router whole (its `original_router`), older ones
+    copy its routes into the app's list."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        yield from _flat(inner.routes) if inner is not None else (route,)
 
 
 class JobCollector(Collector):

@@ -63,6 +63,8 @@ def test_reads_can_require_a_key(client: Any, anonymous: Any, monkeypatch: pytes
     monkeypatch.setattr(get_settings(), "read_requires_key", True)
     _problem(anonymous.get("/jobs"), 401)
     _problem(anonymous.get("/models"), 401)
+    # Refused before routing, yet labelled with the route it asked for, not "unmatched".
+    assert 'route="/models",status="401"' in client.get("/metrics").text
     assert client.get("/jobs").status_code == 200
     for public in ("/healthz", "/readyz", "/metrics", "/static/app.js"):
         assert anonymous.get(public).status_code == 200, public
