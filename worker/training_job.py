@@ -22,9 +22,9 @@ from service.images import grid_png
 from service.settings import get_settings
 from service.tables import Job, JobMetric, JobSnapshot, ModelVersion
 from worker import toy_snapshot, train_conv
+from worker.checkpoint import load_checkpoint, save_checkpoint
 from worker.export import Exported, export_generator
 from worker.lease import Lease, run_leased
-from worker.checkpoint import load_checkpoint, save_checkpoint
 from worker.train import NonFiniteLoss, TrainingStopped, TrainOutcome, train
 from worker.validation import ValidationScorer, ValidationUnavailable
 
