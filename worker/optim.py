@@ -38,10 +38,26 @@ def momentum(config: TrainConfig, update: int) -> float:
     return (1.0 - alpha) * config.momentum_start + alpha * config.momentum_end
 
 
-def _zeros_as(p: Tensor) -> Tensor:
+def _zeros_as(p: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     """Zeros with p's strides: the passes pad each row to a cache line (models.nets.padded), which zeros_like
     would not keep."""
-    return torch.empty_strided(p.size(), p.stride(), dtype=p.dtype, device=p.device).zero_()
+    return torch.empty_strided(p.size(), p.stride(), dtype=dtype or p.dtype, device=p.device).zero_()
+
+
+class _LowPrecisionGrads:
+    """One reusable bf16 (out, in + 1) gradient per layer for the bf16 products: a fresh 1200 x 1201 result
+    every update would be a new mmap'd block, page-faulted in and converted again each time."""
+
+    def __init__(self, params: Sequence[Tensor]) -> None:
+        self.params = params
+        self.bufs: dict[tuple[int, torch.dtype], Tensor] = {}
+
+    def product(self, layer: int, g: Tensor, a: Tensor) -> Tensor:
+        """g.T @ a in g's dtype, written into the layer's buffer."""
+        key = (layer, g.dtype)
+        if key not in self.bufs:
+            self.bufs[key] = _zeros_as(self.params[layer], g.dtype)
+        return torch.mm(g.t(), a, out=self.bufs[key])
 
 
 class Momentum:
@@ -55,6 +71,7 @@ class Momentum:
     def __init__(self, params: Sequence[Tensor]) -> None:
         self.params = params
         self.inc = [_zeros_as(p) for p in params]
+        self.low = _LowPrecisionGrads(params)
         self.lr = self.mu = 0.0
 
     def begin(self, lr: float, mu: float) -> None:
@@ -71,8 +88,9 @@ class Momentum:
         if g.dtype == inc.dtype:                       # (out, in+1) <- mu * inc - lr * scale * g.T @ a
             inc.addmm_(g.t(), a, beta=self.mu, alpha=-self.lr * scale)
             self.params[layer].add_(inc)
-        else:                                          # bf16 product, fp32 increments
-            self.apply(layer, torch.mm(g.t(), a).float().mul_(scale))
+        else:                                          # bf16 product, fp32 increments and weights
+            inc.mul_(self.mu).add_(self.low.product(layer, g, a), alpha=-self.lr * scale)
+            self.params[layer].add_(inc)
 
     def step(self) -> None:
         """Nothing left to do: apply() / sink() have updated every tensor."""
@@ -93,6 +111,7 @@ class Adam:
         self.params = params
         for p in params:
             p.grad = _zeros_as(p)
+        self.low = _LowPrecisionGrads(params)
         # fused: one C++ kernel per step (no per-tensor Python loop, no MKL-VML sqrt calls).
         self.opt = torch.optim.Adam(params, lr=config.lr, betas=config.adam_betas, fused=True)
 
@@ -110,7 +129,7 @@ class Adam:
         if g.dtype == grad.dtype:
             grad.addmm_(g.t(), a, beta=0.0, alpha=scale)
         else:
-            grad.copy_(torch.mm(g.t(), a)).mul_(scale)
+            torch.mul(self.low.product(layer, g, a), scale, out=grad)
 
     def step(self) -> None:
         self.opt.step()

@@ -162,11 +162,12 @@ def test_loop_uses_the_schedules() -> None:
     assert [r["momentum"] for r in hooks.rows] == pytest.approx([0.3, 0.3, 0.9])   # epochs 0, 1, 2
 
 
-def test_momentum_rule_is_pylearn2s() -> None:
-    packed = torch.randn(2, 4)                                    # one layer's [W | b]
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_momentum_rule_is_pylearn2s(dtype: torch.dtype) -> None:
+    packed = torch.randn(2, 4)                                    # one layer's [W | b], fp32 in both modes
     opt = Momentum([packed])
-    g, a = torch.randn(5, 2), torch.cat([torch.randn(5, 3), torch.ones(5, 1)], 1)
-    grad = g.t() @ a
+    g, a = torch.randn(5, 2, dtype=dtype), torch.cat([torch.randn(5, 3), torch.ones(5, 1)], 1).to(dtype)
+    grad = (g.t() @ a).float()                                    # bf16: the product is rounded to bf16
     inc, w = torch.zeros(2, 4), packed.clone()
     for lr, mu in ((0.1, 0.5), (0.02, 0.7), (0.3, 0.6)):          # lr changes between updates
         opt.begin(lr, mu)
