@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # several requests (so a lone client never pays it). A bounded batch keeps a pipeline going under load:
     # one batch runs while the previous one's PNGs are encoded; per-row GEMM cost is flat beyond ~64 rows.
     # The wait is short because the requests that arrive while a batch runs already form the next one: with
-    # 16 clients asking n=1, 2 ms made batching ~7 % slower than no batching, 0.5 ms ~20 % faster
+    # 16 clients asking n=1, 2 ms made batching no faster than none (-3 % to +4 %), 0.5 ms 12-22 % faster
     # (`ganserve bench serve`, 2026-11-24).
     batch_wait_ms: float = 0.5
     batch_max_samples: int = 256
