@@ -29,9 +29,14 @@ class CheckpointMismatch(ValueError):
     """The checkpoint belongs to another run (config, data shape or format differ)."""
 
 
+# Fields that do not change what the run computes: left out of the key, so checkpoints written before they
+# existed still resume.
+NOT_IN_KEY = frozenset({"score_every", "keep"})
+
+
 def config_key(config: TrainConfig) -> str:
-    """The canonical JSON a checkpoint stores to recognise its config."""
-    return json.dumps(config.to_dict(), sort_keys=True)
+    """The canonical JSON a checkpoint stores to recognise its config (without NOT_IN_KEY)."""
+    return json.dumps({k: v for k, v in config.to_dict().items() if k not in NOT_IN_KEY}, sort_keys=True)
 
 
 def save_checkpoint(state: dict[str, Any]) -> bytes:

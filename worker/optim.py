@@ -129,7 +129,7 @@ class Adam:
         if g.dtype == grad.dtype:
             grad.addmm_(g.t(), a, beta=0.0, alpha=scale)
         else:
-            torch.mul(self.low.product(layer, g, a), scale, out=grad)
+            grad.copy_(self.low.product(layer, g, a)).mul_(scale)         # the scale in fp32, not bf16
 
     def step(self) -> None:
         self.opt.step()

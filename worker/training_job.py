@@ -84,9 +84,7 @@ class DatabaseHooks:
     def on_score(self, iteration: int, generator: Any) -> dict[str, float]:
         """Score G on the validation split (the values join the metrics row of `iteration`); with keep "best",
         a new best stores G's weights."""
-        if self.scorer is None:
-            raise ValidationUnavailable(f"dataset {self.config.dataset!r} has no validation split to score G on "
-                                        "(score_every needs one)")
+        assert self.scorer is not None, "run() refuses score_every without a validation split"
         score = self.scorer(generator)
         if self.config.keep == "best" and (self.best is None or score["valid_ll"] > self.best):
             with session_scope() as session:
@@ -120,6 +118,9 @@ def run(lease: Lease) -> None:
             except blobs.BlobMissing:
                 resume_bytes = None
         splits = datasets.load(config.dataset, get_settings().resolved_data_dir, fetch_missing=True)
+        if config.score_every and splits.valid is None:
+            raise ValidationUnavailable(f"dataset {config.dataset!r} has no validation split to score G on "
+                                        "(score_every needs one)")
         hooks = DatabaseHooks(lease, config, splits.image_shape, splits.valid)
         if resume_bytes:
             # After a worker died or the database went away: the next claim resumes from the checkpoint.

@@ -18,6 +18,8 @@ from service import generate
 from service.api import query
 
 router = APIRouter(tags=["sampling"])
+# A request SamplesFastPath could not answer carries its exception here to the route, which raises it.
+FAST_PATH_ERROR = "ganserve.samples_error"
 
 _SAMPLE_MEDIA: dict[str, Any] = {media: {} for media in generate.SAMPLE_FORMATS.values()}
 _INTERPOLATE_MEDIA: dict[str, Any] = {media: {} for media in generate.INTERPOLATE_FORMATS.values()}
@@ -53,6 +55,9 @@ class InterpolateQuery(BaseModel):
             openapi_extra=query.openapi(SamplesQuery, _IF_NONE_MATCH))
 async def samples(request: Request) -> Response:
     """`n` samples of a model version. Same version + seed + n + format → the same bytes."""
+    failed = request.scope.pop(FAST_PATH_ERROR, None)
+    if failed is not None:
+        raise failed                       # SamplesFastPath already tried: answer its error, do not redo the work
     q = query.parse(SamplesQuery, request)
     return await generate.samples(q.model, q.n, q.seed, q.version, q.fmt, q.neighbors,
                                   request.headers.get("if-none-match"))
@@ -77,8 +82,8 @@ class SamplesFastPath:
     everything beyond inference and PNG encoding is what keeps one client from the ceiling.
 
     Only success is answered here: anything raised before a byte is sent (a refused parameter, an unknown
-    model...) hands the request to the normal route, which repeats the work and answers exactly as it always
-    has (422/404 problem+json via the app's exception handlers). The outer middlewares (request id, log line,
+    model...) goes with the request to the normal route, which raises it at once, so the app's exception
+    handlers answer it exactly as they always have (422/404 problem+json) and nothing runs twice. The outer middlewares (request id, log line,
     metrics, limits, key check) run for both, and scope["route"] is the route FastAPI would have chosen, so the
     log line and the latency histogram name it the same way."""
 
@@ -92,7 +97,8 @@ class SamplesFastPath:
             return
         try:
             response = await samples(Request(scope, receive))              # the route's own function
-        except Exception:  # noqa: BLE001 - not lost: the route raises it again and the app's handlers answer it
+        except Exception as exc:  # noqa: BLE001 - the route re-raises it and the app's handlers answer it
+            scope[FAST_PATH_ERROR] = exc
             await self.app(scope, receive, send)
             return
         scope["route"] = _SAMPLES_ROUTE

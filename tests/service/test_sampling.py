@@ -315,3 +315,27 @@ def test_the_fast_path_answers_as_the_route_does(client, model) -> None:  # type
     assert {k: fast.headers[k] for k in wanted} == wanted
     assert 'route="/samples"' in client.get("/metrics").text
 
+
+def test_the_fast_path_answers_successes_once_and_hands_errors_over(client, model, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A success is answered by SamplesFastPath alone; an error raised there is answered by the route, which
+    re-raises it (the app's 422 naming the parameter) without running the request again."""
+    from service.api import samples as samples_api
+
+    outcomes: list[str] = []
+    original = samples_api.samples
+
+    async def counted(request):  # type: ignore[no-untyped-def]
+        try:
+            response = await original(request)
+        except Exception:
+            outcomes.append("raised")
+            raise
+        outcomes.append("answered")
+        return response
+
+    monkeypatch.setattr(samples_api, "samples", counted)             # only the fast path looks it up by name
+    assert client.get("/samples", params={"model": MODEL, "n": 2, "seed": 1}).status_code == 200
+    assert outcomes == ["answered"]
+    problem = _problem(client.get("/samples", params={"model": MODEL, "n": 0}), 422)
+    assert "n" in problem["detail"] and outcomes == ["answered", "raised"]
+

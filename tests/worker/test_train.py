@@ -213,6 +213,11 @@ def test_checkpoint_of_another_config_is_refused() -> None:
         train(tiny(iterations=3), easy_data(dim=30), Recorder(), resume=blob, device="cpu")
     with pytest.raises(CheckpointMismatch):
         load_checkpoint(b"not a checkpoint")
+    # Scoring does not change what the run computes: a checkpoint written without it (or before the option
+    # existed: the key leaves it out) resumes with it.
+    scored = tiny(iterations=3, checkpoint_seconds=0.0, score_every=4, keep="best")
+    resumed = train(scored, easy_data(), Recorder(), resume=blob, device="cpu")
+    assert resumed.iterations == 3
 
 
 def test_nan_raises_non_finite_loss() -> None:

@@ -40,7 +40,9 @@ def test_the_score_is_the_paper_protocol_on_validation_images() -> None:
     assert score["valid_sigma"] == sigma
     assert score["valid_ll"] == pytest.approx(ll.mean()) and score["valid_ll_se"] == pytest.approx(ll.std() / 300**0.5)
     assert score["score_seconds"] > 0
-    assert scorer(Lookup(table)) == {**score, "score_seconds": pytest.approx(score["score_seconds"], rel=10)}
+    again = scorer(Lookup(table))                                     # the same fixed z: the same score
+    assert {k: v for k, v in again.items() if k != "score_seconds"} == \
+        {k: v for k, v in score.items() if k != "score_seconds"}
 
 
 def test_samples_near_the_validation_images_score_higher() -> None:
