@@ -17,6 +17,7 @@ Optimizer = Literal["sgd", "adam"]
 OutputKind = Literal["sigmoid", "linear"]
 Architecture = Literal["mlp", "conv"]
 Keep = Literal["last", "best"]
+DataOrder = Literal["shuffled", "with-replacement"]
 
 
 class ConfigError(ValueError):
@@ -62,6 +63,9 @@ class TrainConfig:
     # x and G(z) through the dropout D gives both nets' gradients, and both step at once (k must be 1).
     update: Update = "alternating"
     batch_size: int = 100
+    # Which rows the minibatches hold (worker/minibatches.py): "shuffled", a fresh permutation of the training
+    # set per pass, each row once (pylearn2's default, so the authors' runs), or "with-replacement".
+    data_order: DataOrder = "shuffled"
     # pylearn2 SGD: lr divided by lr_decay after every update, floored at lr_min; momentum rises
     # linearly from momentum_start to momentum_end between epochs 1 and momentum_saturate_epoch.
     optimizer: Optimizer = "sgd"
@@ -93,19 +97,23 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of to_dict (JSON turns tuples into lists); unknown keys are an error."""
+        """Inverse of to_dict (JSON turns tuples into lists); unknown keys are an error. A field missing from
+        a config stored before it existed takes the value those runs had (LEGACY_VALUES)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(unknown[0], f"unknown parameter; allowed: {', '.join(sorted(names))}")
         fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**fixed)
+        return cls(**{**LEGACY_VALUES, **fixed})
 
     @property
     def epoch_size(self) -> int:
         """Updates per epoch; the authors' MNIST epoch is 50,000 training images / batch 100 = 500."""
         return max(1, self.epoch_examples // self.batch_size)
 
+
+# What runs did before a field existed, for configs (job rows, artifacts, checkpoints) stored without it.
+LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement"}
 
 PRESETS: dict[str, TrainConfig] = {
     # The authors' MNIST recipe (mnist.yaml), exactly; the job chooses the iteration budget.
@@ -150,7 +158,7 @@ PRESETS: dict[str, TrainConfig] = {
 OVERRIDABLE: frozenset[str] = frozenset({
     "iterations", "k", "batch_size", "lr", "lr_decay", "lr_min", "momentum_start", "momentum_end",
     "objective", "update", "optimizer", "seed", "log_every", "snapshot_every", "checkpoint_seconds", "bf16",
-    "g_hidden", "d_hidden", "d_pieces", "latent_dim", "score_every", "keep",
+    "g_hidden", "d_hidden", "d_pieces", "latent_dim", "score_every", "keep", "data_order",
 })
 
 MAX_ITERATIONS = 10_000_000
@@ -235,6 +243,8 @@ def validate(c: TrainConfig) -> None:
     if is_toy(c.dataset) and c.g_output == "sigmoid":
         raise ConfigError("dataset", f"{c.dataset!r} is a toy of real-valued points, which a sigmoid output in "
                                      f"[0, 1] cannot reach: use the toy-1d or toy-2d preset")
+    if c.data_order not in ("shuffled", "with-replacement"):
+        raise ConfigError("data_order", f"must be 'shuffled' or 'with-replacement', got {c.data_order!r}")
     if c.optimizer not in ("sgd", "adam"):
         raise ConfigError("optimizer", f"must be 'sgd' or 'adam', got {c.optimizer!r}")
     if not isinstance(c.score_every, int) or isinstance(c.score_every, bool) or not 0 <= c.score_every <= MAX_ITERATIONS:

@@ -33,6 +33,9 @@ class JobRequest(BaseModel):
                                                          "epoch_examples / batch_size iterations, 500 for MNIST)")
     k: int | None = Field(default=None, description="D steps per G step (Algorithm 1)")
     batch_size: int | None = None
+    data_order: Literal["shuffled", "with-replacement"] | None = Field(
+        default=None, description="shuffled: every pass over the training set a new permutation, each row once "
+                                  "(pylearn2's, the authors'; default); with-replacement: i.i.d. indices")
     lr: float | None = None
     lr_decay: float | None = None
     lr_min: float | None = None

@@ -10,6 +10,8 @@ A state is a dict of plain values and tensors:
   opt_g, opt_d      optimizer states (momentum increments, or Adam's moments and step)
   rng               the run's torch.Generator state (minibatch indices, z and the dropout masks all come
                     from this one generator, so there is no separate dropout RNG)
+  minibatches       the data order's permutation and position in it (worker/minibatches.py); absent in
+                    checkpoints written before it, which drew with replacement
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import torch
 
-from models.config import TrainConfig
+from models.config import LEGACY_VALUES, TrainConfig
 
 CHECKPOINT_FORMAT = 1
 
@@ -35,8 +37,10 @@ NOT_IN_KEY = frozenset({"score_every", "keep"})
 
 
 def config_key(config: TrainConfig) -> str:
-    """The canonical JSON a checkpoint stores to recognise its config (without NOT_IN_KEY)."""
-    return json.dumps({k: v for k, v in config.to_dict().items() if k not in NOT_IN_KEY}, sort_keys=True)
+    """The canonical JSON a checkpoint stores to recognise its config: without NOT_IN_KEY, and without fields
+    at their LEGACY_VALUES (what runs did before the field existed), so older checkpoints still match."""
+    return json.dumps({k: v for k, v in config.to_dict().items()
+                       if k not in NOT_IN_KEY and not (k in LEGACY_VALUES and LEGACY_VALUES[k] == v)}, sort_keys=True)
 
 
 def save_checkpoint(state: dict[str, Any]) -> bytes:

@@ -9,9 +9,10 @@ Losses are computed from D's logits with softplus, so they never overflow: −lo
 −log(1 − D) = softplus(l). Maxout ties send the gradient to every tied piece, as Theano's max did.
 
 Randomness: one torch.Generator on the device, seeded with config.seed, draws (in this order, per D-step)
-the minibatch indices (torch.randint: i.i.d. uniform over the training set, with replacement — Algorithm 1's
-"sample a minibatch from the data generating distribution"), z, then D's dropout masks; per G-step z, then
-the masks (per simultaneous step: indices, z, masks). Its state is in every checkpoint, so a resumed run is bit-identical on CPU.
+the minibatch (worker/minibatches.py: the next rows of a shuffled pass over the training set, a new
+permutation when one runs out, or i.i.d. indices with replacement), z, then D's dropout masks; per G-step z,
+then the masks (per simultaneous step: minibatch, z, masks). Its state and the permutation are in every
+checkpoint, so a resumed run is bit-identical on CPU.
 
 Metrics: d_loss, g_loss, d_real, d_fake, value, jsd are AVERAGES over the steps of the logging interval
 (d_* and value from the D-steps' forward passes, g_loss from the G-steps'; accumulated on the device and
@@ -47,6 +48,7 @@ from models.nets import (
 )
 from worker.checkpoint import config_key, load_checkpoint, save_checkpoint
 from worker.hooks import SNAPSHOT_SAMPLES, NonFiniteLoss, TrainHooks, TrainingStopped, TrainOutcome, metrics_row
+from worker.minibatches import Minibatches
 from worker.optim import learning_rate, momentum, optimizer
 
 
@@ -79,11 +81,14 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
     gnet = build_generator(config, np.asarray(np.mean(data, axis=0, dtype=np.float64))).to(dev)
     dnet = build_discriminator(config, dim).to(dev)
     rng = torch.Generator(device=dev).manual_seed(config.seed)
+    batches = Minibatches(config.data_order, n, m, rng, dev)
     state = load_checkpoint(resume, config, (n, dim)) if resume is not None else None
     if state is not None:
         gnet.load_state_dict(state["generator"])
         dnet.load_state_dict(state["discriminator"])
         rng.set_state(state["rng"])
+        if "minibatches" in state:                    # (older checkpoints drew with replacement: no state)
+            batches.load_state_dict(state["minibatches"])
     gp = GeneratorPass(gnet, m, cdt)
     dp = DiscriminatorPass(dnet, 2 * m, cdt, rng)
     g_opt, d_opt = optimizer(gp.packed, config), optimizer(dp.packed, config)
@@ -118,8 +123,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
     last_ckpt = time.monotonic()
 
     def draw_data() -> None:
-        idx = torch.randint(n, (m,), generator=rng, device=dev)
-        torch.index_select(x_all, 0, idx, out=x_real)
+        torch.index_select(x_all, 0, batches.next(), out=x_real)
 
     def d_dlogits(logits: Tensor) -> Tensor:
         """(2m, 1) gradient of D's loss ½[mean softplus(-l_real) + mean softplus(l_fake)] = (p - y) / (2m),
@@ -191,7 +195,8 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         return save_checkpoint({
             "config": config_key(config), "data_shape": [n, dim], "iteration": done,
             "generator": gnet.state_dict(), "discriminator": dnet.state_dict(),
-            "opt_g": g_opt.state_dict(), "opt_d": d_opt.state_dict(), "rng": rng.get_state()})
+            "opt_g": g_opt.state_dict(), "opt_d": d_opt.state_dict(), "rng": rng.get_state(),
+            "minibatches": batches.state_dict()})
 
     def check_finite(done: int) -> None:
         (d_real_nll, _), (d_fake_nll, _) = dstats.tolist()

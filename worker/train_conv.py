@@ -23,6 +23,7 @@ from models.config import TrainConfig
 from models.nets import build_discriminator, build_generator, derived_generator, noise
 from worker.checkpoint import config_key, load_checkpoint, save_checkpoint
 from worker.hooks import SNAPSHOT_SAMPLES, NonFiniteLoss, TrainHooks, TrainingStopped, TrainOutcome, metrics_row
+from worker.minibatches import Minibatches
 from worker.optim import Adam, Momentum, learning_rate, momentum, optimizer
 
 
@@ -49,6 +50,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
     g_params, d_params = list(gnet.parameters()), list(dnet.parameters())
     g_opt, d_opt = optimizer(g_params, config), optimizer(d_params, config)
     rng = torch.Generator(device=dev).manual_seed(config.seed)
+    batches = Minibatches(config.data_order, n, m, rng, dev)
     start = 0
     if resume is not None:
         state = load_checkpoint(resume, config, (n, dim))
@@ -57,6 +59,8 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         g_opt.load_state_dict(state["opt_g"])
         d_opt.load_state_dict(state["opt_d"])
         rng.set_state(state["rng"])
+        if "minibatches" in state:                    # (older checkpoints drew with replacement: no state)
+            batches.load_state_dict(state["minibatches"])
         start = int(state["iteration"])
     x_all = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(dev)         # (N, D)
     fixed_z = noise((SNAPSHOT_SAMPLES, config.latent_dim), config.noise_scale,
@@ -69,7 +73,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
     last_log_t, last_log_it, last_ckpt = time.monotonic(), start, time.monotonic()
 
     def d_step(lr: float, mu: float) -> None:
-        idx = torch.randint(n, (m,), generator=rng, device=dev)
+        idx = batches.next()
         z = torch.empty(m, config.latent_dim, device=dev).uniform_(-s, s, generator=rng)
         with torch.no_grad():
             fake = gnet(z)                                            # G is not updated in the D-step
@@ -96,7 +100,8 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         return save_checkpoint({
             "config": config_key(config), "data_shape": [n, dim], "iteration": done,
             "generator": gnet.state_dict(), "discriminator": dnet.state_dict(),
-            "opt_g": g_opt.state_dict(), "opt_d": d_opt.state_dict(), "rng": rng.get_state()})
+            "opt_g": g_opt.state_dict(), "opt_d": d_opt.state_dict(), "rng": rng.get_state(),
+            "minibatches": batches.state_dict()})
 
     done = start
     for it in range(start, config.iterations):

@@ -48,3 +48,14 @@ def test_bad_scoring_names_the_field(kwargs: dict, field: str, words: str) -> No
 def test_configs_round_trip_through_json_dicts() -> None:
     config = resolve("paper-mnist", epochs=1, seed=4)
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+
+def test_data_order_defaults_to_shuffled_and_old_configs_meant_with_replacement() -> None:
+    config = resolve("paper-mnist")
+    assert config.data_order == "shuffled"                              # pylearn2's default, the authors'
+    stored_before = {k: v for k, v in config.to_dict().items() if k != "data_order"}
+    assert TrainConfig.from_dict(stored_before).data_order == "with-replacement"     # what those runs did
+    with pytest.raises(ConfigError) as caught:
+        resolve("paper-mnist", data_order="sorted")
+    assert caught.value.field == "data_order" and "with-replacement" in caught.value.message

@@ -19,6 +19,7 @@ def _problem(response, status: int) -> dict:  # type: ignore[no-untyped-def]
     ({"model": "m", "k": 0}, "k", ">= 1"),
     ({"model": "m", "update": "simultaneous", "k": 2}, "k", "must be 1"),
     ({"model": "m", "update": "sometimes"}, "update", "simultaneous"),
+    ({"model": "m", "data_order": "sorted"}, "data_order", "with-replacement"),
     ({"model": "m", "epochs": 2, "iterations": 10}, "epochs", "not both"),
     ({"model": "m", "epochs": 0}, "epochs", ">= 1"),
     ({"model": "m", "batch_size": 0}, "batch_size", ">= 1"),

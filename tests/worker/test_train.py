@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from models.config import PRESETS, TrainConfig
 from models.nets import DiscriminatorPass, GeneratorPass
-from worker.checkpoint import CheckpointMismatch, load_checkpoint
+from worker.checkpoint import NOT_IN_KEY, CheckpointMismatch, load_checkpoint, save_checkpoint
 from worker.optim import Momentum, learning_rate, momentum
 from worker.train import NonFiniteLoss, TrainingStopped, train
 
@@ -178,9 +179,11 @@ def test_momentum_rule_is_pylearn2s(dtype: torch.dtype) -> None:
         assert torch.allclose(packed, w, atol=1e-6)
 
 
-@pytest.mark.parametrize("preset,k", [("paper-mnist", 1), ("paper-mnist", 2), ("quick", 1)])
-def test_resume_is_bit_identical(preset: str, k: int) -> None:
-    config = tiny(preset, k=k, iterations=12, checkpoint_seconds=0.0)  # a checkpoint after every iteration
+@pytest.mark.parametrize("preset,k,order", [("paper-mnist", 1, "shuffled"), ("paper-mnist", 2, "shuffled"),
+                                             ("quick", 1, "shuffled"), ("paper-mnist", 1, "with-replacement")])
+def test_resume_is_bit_identical(preset: str, k: int, order: str) -> None:
+    # 256 rows, batch 16: the run stops mid-pass, and with k = 2 the rest crosses into a new permutation.
+    config = tiny(preset, k=k, iterations=12, checkpoint_seconds=0.0, data_order=order)  # checkpoint every it
     data = easy_data()
     whole = Recorder()
     full = train(config, data, whole, device="cpu")
@@ -218,6 +221,24 @@ def test_checkpoint_of_another_config_is_refused() -> None:
     scored = tiny(iterations=3, checkpoint_seconds=0.0, score_every=4, keep="best")
     resumed = train(scored, easy_data(), Recorder(), resume=blob, device="cpu")
     assert resumed.iterations == 3
+
+
+def test_checkpoint_from_before_data_order_resumes() -> None:
+    """A run stored before data_order existed drew with replacement; its checkpoint has no minibatch state and
+    its config key no data_order. Loaded through from_dict, it resumes."""
+    config = tiny(iterations=6, checkpoint_seconds=0.0, data_order="with-replacement")
+    hooks = Recorder()
+    train(config, easy_data(), hooks, device="cpu")
+    state = load_checkpoint(hooks.checkpoints[2][1])
+    del state["minibatches"]
+    old_dict = {k: v for k, v in config.to_dict().items() if k != "data_order"}
+    state["config"] = json.dumps({k: v for k, v in old_dict.items() if k not in NOT_IN_KEY}, sort_keys=True)
+    old_blob = save_checkpoint({k: v for k, v in state.items() if k != "format"})
+    resumed = train(TrainConfig.from_dict(old_dict), easy_data(), Recorder(), resume=old_blob, device="cpu")
+    assert resumed.iterations == 6
+    with pytest.raises(CheckpointMismatch):                             # a shuffled run is another config
+        train(dataclasses.replace(config, data_order="shuffled"), easy_data(), Recorder(), resume=old_blob,
+              device="cpu")
 
 
 def test_nan_raises_non_finite_loss() -> None:
