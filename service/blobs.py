@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 from sqlalchemy import select
@@ -24,6 +25,30 @@ class BlobMissing(LookupError):
 
 class BlobCorrupt(RuntimeError):
     pass
+
+
+CHECKPOINTS = "checkpoints/"   # a training job's resumable state lives under this prefix, named by its id
+
+
+def checkpoint_key(job_id: uuid.UUID) -> str:
+    """The job's latest checkpoint (worker/checkpoint.py), overwritten in place."""
+    return f"{CHECKPOINTS}{job_id}.pt"
+
+
+def best_key(job_id: uuid.UUID) -> str:
+    """G's weights at the job's best validation score so far (keep "best")."""
+    return f"{CHECKPOINTS}{job_id}-best.pt"
+
+
+def checkpoint_job(key: str) -> uuid.UUID | None:
+    """The job a key under CHECKPOINTS belongs to, or None for any other key."""
+    if not key.startswith(CHECKPOINTS):
+        return None
+    name = key[len(CHECKPOINTS):].removesuffix(".pt").removesuffix("-best")
+    try:
+        return uuid.UUID(name)
+    except ValueError:
+        return None
 
 
 def sha256_of(data: bytes) -> str:

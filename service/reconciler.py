@@ -10,7 +10,10 @@ Each pass:
 2. re-sends running jobs whose heartbeat is older than settings.lease_timeout_s (the worker died: the
    next claim resumes from the checkpoint, or fails the job after settings.max_attempts);
 3. re-sends queued jobs older than settings.reconcile_queued_after_s whose message is in neither the
-   queue nor the unacked set of the broker (a flushed or restarted-empty Redis, a send that failed).
+   queue nor the unacked set of the broker (a flushed or restarted-empty Redis, a send that failed);
+4. deletes the checkpoints of jobs that failed or were cancelled: nothing will resume them, and a paper-mnist
+   checkpoint is ~40 MB. (A job that succeeds deletes its own, in the transaction that registers it; the
+   ways to fail are many: the worker, this reconciler, a claim after max_attempts.)
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ from datetime import timedelta
 from functools import lru_cache
 
 import redis
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
-from service import logs
+from service import blobs, logs
 from service.db import session_scope
 from service.jobs import enqueue
 from service.settings import get_settings
-from service.tables import Job
+from service.tables import Blob, Job
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,25 @@ def redispatch_lost() -> int:
     return len(rows)
 
 
+def drop_ended_checkpoints() -> int:
+    """Delete the checkpoint blobs of failed and cancelled jobs. Only checkpoint keys are listed (a handful:
+    one or two per unfinished job), never the ended jobs, whose number only grows."""
+    with session_scope() as session:
+        keys = session.scalars(select(Blob.key).where(Blob.key.startswith(blobs.CHECKPOINTS))).all()
+        owners = {key: blobs.checkpoint_job(key) for key in keys}
+        ids = {job_id for job_id in owners.values() if job_id is not None}
+        if not ids:
+            return 0
+        ended = set(session.scalars(select(Job.id).where(Job.id.in_(ids),
+                                                          Job.status.in_(("failed", "cancelled")))))
+        doomed = [key for key, job_id in owners.items() if job_id in ended]
+        if doomed:
+            session.execute(delete(Blob).where(Blob.key.in_(doomed)))
+    if doomed:
+        log.info("deleted %d checkpoint(s) of failed or cancelled jobs", len(doomed))
+    return len(doomed)
+
+
 def _count(reason: str, n: int) -> None:
     if n:
         from service.observability import RECONCILED
@@ -128,7 +150,8 @@ def _count(reason: str, n: int) -> None:
 
 
 def reconcile_once() -> dict[str, int]:
-    return {"overdue": fail_overdue(), "stale": redispatch_stale(), "lost": redispatch_lost()}
+    return {"overdue": fail_overdue(), "stale": redispatch_stale(), "lost": redispatch_lost(),
+            "checkpoints_dropped": drop_ended_checkpoints()}
 
 
 async def run_forever(stop: asyncio.Event) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from models import datasets
 from models.config import TrainConfig
 from service import blobs, parzen
+from service.blobs import best_key, checkpoint_key
 from service.db import session_scope
 from service.images import grid_png
 from service.settings import get_settings
@@ -29,15 +30,6 @@ from worker.train import NonFiniteLoss, TrainingStopped, TrainOutcome, train
 from worker.validation import ValidationScorer, ValidationUnavailable
 
 log = logging.getLogger(__name__)
-
-
-def checkpoint_key(job_id: uuid.UUID) -> str:
-    return f"checkpoints/{job_id}.pt"
-
-
-def best_key(job_id: uuid.UUID) -> str:
-    """G's weights at the best validation score so far (keep "best"); deleted with the checkpoint."""
-    return f"checkpoints/{job_id}-best.pt"
 
 
 class DatabaseHooks:

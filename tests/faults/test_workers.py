@@ -72,7 +72,9 @@ def test_the_same_message_delivered_twice_runs_once(fault_stack: FaultStack) -> 
 def test_cancel_mid_training_frees_the_worker_for_the_next_job(fault_stack: FaultStack) -> None:
     fault_stack.worker("a")
     long_job = fault_stack.post_job("cancelled", iterations=1_000_000)["id"]
-    wait_until(lambda: fault_stack.job(long_job)["iteration"] > 0, 60, "training to start")
+    checkpoint = f"checkpoints/{long_job}.pt"
+    wait_until(lambda: fault_stack.scalar("SELECT count(*) FROM blobs WHERE key = :k", k=checkpoint), 60,
+               "the first checkpoint")
     asked = time.monotonic()
     response = fault_stack.http.post(f"/jobs/{long_job}/cancel")
     assert response.status_code == 200 and response.json()["cancel_requested"] is True
@@ -81,6 +83,9 @@ def test_cancel_mid_training_frees_the_worker_for_the_next_job(fault_stack: Faul
     assert job["status"] == "cancelled" and job["lease_token"] is None, job
     assert cancel_seconds < 5, f"cancel took {cancel_seconds:.1f} s"
     assert _versions(fault_stack, "cancelled") == 0
+    # Nothing will resume a cancelled job: the reconciler deletes its checkpoint.
+    wait_until(lambda: not fault_stack.scalar("SELECT count(*) FROM blobs WHERE key = :k", k=checkpoint), 30,
+               "the cancelled job's checkpoint to be deleted")
 
     next_job = fault_stack.post_job("after-cancel", iterations=300)["id"]
     assert fault_stack.wait_job(next_job, timeout=60)["status"] == "succeeded"
