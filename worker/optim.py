@@ -28,13 +28,15 @@ def learning_rate(config: TrainConfig, update: int) -> float:
 
 
 def momentum(config: TrainConfig, update: int) -> float:
-    """SGD: pylearn2's MomentumAdjustor(start=1, saturate=momentum_saturate_epoch). e = completed epochs
-    (update // epoch_size); alpha = clamp((e - 1) / (saturate - 1), 0, 1); mu = (1 - alpha) start + alpha end.
+    """SGD: pylearn2's MomentumAdjustor(start=1, saturate=momentum_saturate_epoch). Its counter is the number
+    of on_monitor calls so far, and pylearn2's Train monitors once before the first epoch too: during epoch
+    e (0-based, update // epoch_size) the counter is e + 1, so alpha = clamp(e / (saturate - 1), 0, 1) and
+    mu = (1 - alpha) start + alpha end: 0.5 in epoch 1, 0.7 from epoch 250 on (1-based), as the issue says.
     Adam: beta1 (reported only)."""
     if config.optimizer != "sgd":
         return config.adam_betas[0]
     epoch, width = update // config.epoch_size, config.momentum_saturate_epoch - 1
-    alpha = (1.0 if epoch >= 1 else 0.0) if width <= 0 else min(max((epoch - 1) / width, 0.0), 1.0)
+    alpha = 1.0 if width <= 0 else min(epoch / width, 1.0)
     return (1.0 - alpha) * config.momentum_start + alpha * config.momentum_end
 
 
