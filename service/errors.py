@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -69,11 +70,21 @@ class InvalidParameter(ValueError):
         self.message = message
 
 
+def _body_fields(request: Request) -> list[str]:
+    """The fields of the route's JSON body model (FastAPI keeps the matched route in the scope), or []."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    model = getattr(getattr(field, "field_info", None), "annotation", None)
+    return sorted(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
 def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        errors.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
+        message = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden" and (allowed := _body_fields(request)):
+            message = f"unknown parameter; allowed: {', '.join(allowed)}"           # not pydantic's wording
+        errors.append({"field": ".".join(loc) or "body", "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return problem(422, detail, errors)
 

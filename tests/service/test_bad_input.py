@@ -26,7 +26,7 @@ def _problem(response, status: int) -> dict:  # type: ignore[no-untyped-def]
     ({"model": "m", "lr": -0.1}, "lr", "> 0"),
     ({"model": "m", "iterations": 0}, "iterations", ">= 1"),
     ({"model": "Bad Name!"}, "model", "pattern"),
-    ({"model": "m", "colour": "red"}, "colour", "xtra"),
+    ({"model": "m", "colour": "red"}, "colour", "unknown parameter; allowed: batch_size, bf16, checkpoint_seconds"),
 ])
 def test_bad_job_requests_are_422_naming_the_field(client, body, field, words) -> None:  # type: ignore[no-untyped-def]
     before = len(client.get("/jobs").json())
@@ -36,10 +36,12 @@ def test_bad_job_requests_are_422_naming_the_field(client, body, field, words) -
     assert len(client.get("/jobs").json()) == before
 
 
-def test_non_finite_lr_is_rejected(client) -> None:  # type: ignore[no-untyped-def]
-    response = client.post("/jobs", content=b'{"model": "m", "lr": NaN}',
+@pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_finite_lr_is_rejected(client, value) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/jobs", content=b'{"model": "m", "lr": ' + value + b"}",
                            headers={"Content-Type": "application/json"})
-    assert response.status_code == 422
+    problem = _problem(response, 422)
+    assert problem["errors"][0]["field"] == "lr" and "finite" in problem["detail"]
 
 
 def test_malformed_json_is_422(client) -> None:  # type: ignore[no-untyped-def]
