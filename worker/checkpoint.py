@@ -10,6 +10,8 @@ A state is a dict of plain values and tensors:
   opt_g, opt_d      optimizer states (momentum increments, or Adam's moments and step)
   rng               the run's torch.Generator state (minibatch indices, z and the dropout masks all come
                     from this one generator, so there is no separate dropout RNG)
+  device            the device type the run's generator lives on ("cpu", "cuda"): its state only fits a
+                    generator of that type (restore_rng)
   minibatches       the data order's permutation and position in it (worker/minibatches.py); absent in
                     checkpoints written before it, which drew with replacement
 """
@@ -18,11 +20,15 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from typing import Any
 
 import torch
 
 from models.config import LEGACY_VALUES, TrainConfig
+from models.nets import derived_generator
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 
@@ -69,4 +75,19 @@ def load_checkpoint(blob: bytes, config: TrainConfig | None = None,
     return state
 
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointMismatch", "config_key", "load_checkpoint", "save_checkpoint"]
+def restore_rng(rng: torch.Generator, state: dict[str, Any], seed: int) -> None:
+    """Continue the run's random stream from the checkpoint. A generator's state is device-specific (CPU and
+    CUDA states differ in size and kind), so a checkpoint from another device type (a CPU worker's job picked
+    up by a GPU worker) re-seeds from (seed, iteration) instead: the run goes on, with other draws than an
+    uninterrupted run would have made."""
+    if state.get("device", "cpu") == rng.device.type:
+        rng.set_state(state["rng"])
+        return
+    iteration = int(state["iteration"])
+    rng.manual_seed(int(derived_generator(seed, 2**32 + iteration).initial_seed()))
+    log.warning("checkpoint from a %s run resumed on %s: random stream re-seeded at iteration %d",
+                state.get("device"), rng.device.type, iteration)
+
+
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointMismatch", "config_key", "load_checkpoint", "restore_rng",
+           "save_checkpoint"]

@@ -46,7 +46,7 @@ from models.nets import (
     noise,
     padded,
 )
-from worker.checkpoint import config_key, load_checkpoint, save_checkpoint
+from worker.checkpoint import config_key, load_checkpoint, restore_rng, save_checkpoint
 from worker.hooks import SNAPSHOT_SAMPLES, NonFiniteLoss, TrainHooks, TrainingStopped, TrainOutcome, metrics_row
 from worker.minibatches import Minibatches
 from worker.optim import learning_rate, momentum, optimizer
@@ -86,7 +86,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
     if state is not None:
         gnet.load_state_dict(state["generator"])
         dnet.load_state_dict(state["discriminator"])
-        rng.set_state(state["rng"])
+        restore_rng(rng, state, config.seed)
         if "minibatches" in state:                    # (older checkpoints drew with replacement: no state)
             batches.load_state_dict(state["minibatches"])
     gp = GeneratorPass(gnet, m, cdt)
@@ -195,7 +195,8 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         return save_checkpoint({
             "config": config_key(config), "data_shape": [n, dim], "iteration": done,
             "generator": gnet.state_dict(), "discriminator": dnet.state_dict(),
-            "opt_g": g_opt.state_dict(), "opt_d": d_opt.state_dict(), "rng": rng.get_state(),
+            "opt_g": g_opt.state_dict(), "opt_d": d_opt.state_dict(),
+            "rng": rng.get_state(), "device": dev.type,
             "minibatches": batches.state_dict()})
 
     def check_finite(done: int) -> None:

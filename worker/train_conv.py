@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from models.config import TrainConfig
 from models.nets import build_discriminator, build_generator, derived_generator, noise
-from worker.checkpoint import config_key, load_checkpoint, save_checkpoint
+from worker.checkpoint import config_key, load_checkpoint, restore_rng, save_checkpoint
 from worker.hooks import SNAPSHOT_SAMPLES, NonFiniteLoss, TrainHooks, TrainingStopped, TrainOutcome, metrics_row
 from worker.minibatches import Minibatches
 from worker.optim import Adam, Momentum, learning_rate, momentum, optimizer
@@ -58,7 +58,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         dnet.load_state_dict(state["discriminator"])
         g_opt.load_state_dict(state["opt_g"])
         d_opt.load_state_dict(state["opt_d"])
-        rng.set_state(state["rng"])
+        restore_rng(rng, state, config.seed)
         if "minibatches" in state:                    # (older checkpoints drew with replacement: no state)
             batches.load_state_dict(state["minibatches"])
         start = int(state["iteration"])
@@ -72,12 +72,17 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
     last_row: dict[str, float] = {}
     last_log_t, last_log_it, last_ckpt = time.monotonic(), start, time.monotonic()
 
+    def autocast() -> torch.autocast:
+        """bf16 products where config.bf16 (weights, gradients and updates stay fp32), else a no-op."""
+        return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.bf16)
+
     def d_step(lr: float, mu: float) -> None:
         idx = batches.next()
         z = torch.empty(m, config.latent_dim, device=dev).uniform_(-s, s, generator=rng)
-        with torch.no_grad():
-            fake = gnet(z)                                            # G is not updated in the D-step
-        logits = dnet(torch.cat([x_all[idx], fake]), rng)            # (2m, 1) real rows, then fake
+        with autocast():
+            with torch.no_grad():
+                fake = gnet(z)                                        # G is not updated in the D-step
+            logits = dnet(torch.cat([x_all[idx], fake]), rng).float()    # (2m, 1) real rows, then fake
         nll = F.softplus(logits * (1.0 - 2.0 * real))                # -log D(x), -log(1 - D(G(z)))
         loss = 0.5 * (nll[:m].mean() + nll[m:].mean())               # D ascends the value: descends this
         _update(d_opt, torch.autograd.grad(loss, d_params), lr, mu)
@@ -88,7 +93,8 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
 
     def g_step(lr: float, mu: float) -> None:
         z = torch.empty(m, config.latent_dim, device=dev).uniform_(-s, s, generator=rng)
-        logits = dnet(gnet(z), rng)                                   # D with fresh dropout, not updated
+        with autocast():
+            logits = dnet(gnet(z), rng).float()                       # D with fresh dropout, not updated
         loss = F.softplus(-logits).mean() if config.objective == "non-saturating" \
             else -F.softplus(logits).mean()                           # -log D(G(z)) or log(1 - D(G(z)))
         # Only G's gradients: D's weight gradients are never computed in the G-step.
@@ -100,7 +106,8 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         return save_checkpoint({
             "config": config_key(config), "data_shape": [n, dim], "iteration": done,
             "generator": gnet.state_dict(), "discriminator": dnet.state_dict(),
-            "opt_g": g_opt.state_dict(), "opt_d": d_opt.state_dict(), "rng": rng.get_state(),
+            "opt_g": g_opt.state_dict(), "opt_d": d_opt.state_dict(),
+            "rng": rng.get_state(), "device": dev.type,
             "minibatches": batches.state_dict()})
 
     done = start

@@ -110,3 +110,16 @@ def test_keep_best_registers_the_best_validation_score(client, worker) -> None: 
 def test_keep_best_without_scores_is_a_422_naming_keep(client) -> None:  # type: ignore[no-untyped-def]
     response = client.post("/jobs", json={**TINY, "keep": "best"})
     assert response.status_code == 422 and "keep" in response.text and "score_every" in response.text
+
+
+def test_a_diverging_run_fails_with_a_clear_error_and_registers_nothing(client, worker) -> None:  # type: ignore[no-untyped-def]
+    """lr 10 on the paper's SGD: the losses overflow within a few dozen iterations."""
+    if not mnist_available():
+        pytest.skip("MNIST is not in GANSERVE_DATA_DIR: run `ganserve data fetch mnist` (make test does)")
+    body = {"model": "tiny-diverges", "dataset": "mnist", "preset": "paper-mnist", "iterations": 2000,
+            "g_hidden": [64], "d_hidden": [32], "batch_size": 32, "log_every": 10, "lr": 10.0, "seed": 7}
+    job = wait_for_job(client, client.post("/jobs", json=body).json()["id"])
+    assert job["status"] == "failed", job
+    assert "the run diverged" in job["error"] and "smaller lr" in job["error"], job["error"]
+    assert job["iteration"] < 2000
+    assert "tiny-diverges" not in {m["name"] for m in client.get("/models").json()}

@@ -243,6 +243,23 @@ def test_checkpoint_from_before_data_order_resumes() -> None:
               device="cpu")
 
 
+def test_a_checkpoint_from_another_device_type_resumes_with_a_new_stream(caplog: pytest.LogCaptureFixture) -> None:
+    """A GPU worker's checkpoint on a CPU worker (or the reverse): the generator state cannot be loaded, so
+    the random stream is re-seeded from (seed, iteration); everything else is restored."""
+    config = tiny(iterations=6, checkpoint_seconds=0.0)
+    hooks = Recorder()
+    full = train(config, easy_data(), hooks, device="cpu")
+    state = load_checkpoint(hooks.checkpoints[2][1])                 # after iteration 3
+    state.update(device="cuda", rng=torch.zeros(16, dtype=torch.uint8))   # a CUDA generator's state
+    blob = save_checkpoint({k: v for k, v in state.items() if k != "format"})
+    runs = [train(config, easy_data(), Recorder(), resume=blob, device="cpu") for _ in range(2)]
+    assert all(r.iterations == 6 for r in runs)
+    assert "re-seeded at iteration 3" in caplog.text
+    a, b, c = (params(r.generator) for r in (*runs, full))
+    assert all(torch.equal(a[k], b[k]) for k in a)                   # the new stream is deterministic
+    assert any(not torch.equal(a[k], c[k]) for k in a)               # and not the old one
+
+
 def test_nan_raises_non_finite_loss() -> None:
     data = easy_data()
     data[:] = np.nan

@@ -126,6 +126,17 @@ def test_algorithm_1_contract_and_exact_resume(monkeypatch: pytest.MonkeyPatch) 
         torch.testing.assert_close(p, q, rtol=0, atol=0)
 
 
+def test_bf16_flag_runs_the_products_in_bf16() -> None:
+    fp32 = train_conv.train(tiny(), data(), Recorder(), device="cpu")
+    hooks = Recorder()
+    bf16 = train_conv.train(tiny(bf16=True), data(), hooks, device="cpu")
+    assert all(np.isfinite(v) for row in hooks.rows for v in row.values())
+    assert all(p.dtype == torch.float32 for p in bf16.generator.parameters())      # fp32 master weights
+    # Same seed, same draws: only the rounding of the products differs, and it must show.
+    assert any(not torch.equal(p, q) for p, q in zip(fp32.generator.parameters(), bf16.generator.parameters(),
+                                                      strict=True))
+
+
 def test_exports_to_onnx_like_the_others() -> None:
     config = tiny(iterations=1, log_every=1, snapshot_every=1)
     outcome = train_conv.train(config, data(), Recorder(), device="cpu")
