@@ -47,15 +47,10 @@ from models.nets import (
     padded,
 )
 from worker.checkpoint import config_key, load_checkpoint, restore_rng, save_checkpoint
+from worker.device import training_device
 from worker.hooks import SNAPSHOT_SAMPLES, NonFiniteLoss, TrainHooks, TrainingStopped, TrainOutcome, metrics_row
 from worker.minibatches import Minibatches
 from worker.optim import learning_rate, momentum, optimizer
-
-
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _max_col_norm(linears: list[nn.Linear], limit: float | None) -> None:
@@ -71,7 +66,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
           device: str = "auto") -> TrainOutcome:
     """Run Algorithm 1 on `data` (N, D) float32 until config.iterations (continuing `resume` if given)."""
     started = time.monotonic()
-    dev = _device(device)
+    dev = training_device(device)
     if dev.type == "cpu":
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     if data.ndim != 2 or len(data) < 1:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from models.config import TrainConfig
 from models.nets import build_discriminator, build_generator, derived_generator, noise
 from worker.checkpoint import config_key, load_checkpoint, restore_rng, save_checkpoint
+from worker.device import training_device
 from worker.hooks import SNAPSHOT_SAMPLES, NonFiniteLoss, TrainHooks, TrainingStopped, TrainOutcome, metrics_row
 from worker.minibatches import Minibatches
 from worker.optim import Adam, Momentum, learning_rate, momentum, optimizer
@@ -38,8 +39,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
           device: str = "auto") -> TrainOutcome:
     """Run Algorithm 1 on `data` (N, C*32*32) float32 until config.iterations (continuing `resume`)."""
     started = time.monotonic()
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       "cpu" if device == "auto" else device)
+    dev = training_device(device)
     if dev.type == "cpu":
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     if data.ndim != 2 or len(data) < 1:
