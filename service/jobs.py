@@ -15,6 +15,7 @@ from models import datasets
 from models.config import ConfigError, resolve
 from service import collapse
 from service.db import session_scope
+from service.notify import CANCEL, notify
 from service.settings import get_settings
 from service.tables import FINISHED, Job, JobMetric, JobSnapshot
 
@@ -143,7 +144,8 @@ def list_jobs(status: str | None = None, model: str | None = None, limit: int = 
 
 
 def cancel(job_id: uuid.UUID) -> Job:
-    """A queued job is cancelled at once; a running one when its worker next checks (one iteration)."""
+    """A queued job is cancelled at once; a running one at its worker's next iteration check after the commit
+    (the worker LISTENs for the notification, and reads the flag at every heartbeat as well)."""
     with session_scope() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None:
@@ -153,6 +155,7 @@ def cancel(job_id: uuid.UUID) -> Job:
             job.cancel_requested = True
         elif job.status == "running":
             job.cancel_requested = True
+            notify(session, CANCEL, str(job_id))       # its worker hears it at commit (service/notify.py)
     return get(job_id)
 
 

@@ -24,10 +24,15 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.db import session_scope
+from service.notify import CANCEL, Listener
 from service.settings import get_settings
 from service.tables import Job
 
 log = logging.getLogger(__name__)
+
+# The longest one wait of the heartbeat thread lasts: the end of the job is noticed within it (the thread is
+# joined then), so a job's end is not delayed by a heartbeat interval.
+CANCEL_POLL_S = 0.25
 
 
 class LeaseLost(RuntimeError):
@@ -98,12 +103,27 @@ class Lease:
         stop = threading.Event()
 
         def loop() -> None:
-            while not stop.wait(get_settings().heartbeat_s):
-                try:
-                    if self.heartbeat(force=True) and self.lost.is_set():
-                        return
-                except SQLAlchemyError as exc:
-                    log.warning("heartbeat of job %s failed: %s", self.job_id, type(exc).__name__)
+            # Between beats, listen for a cancel of this job (service/notify.py): it is seen at the next
+            # iteration check, not up to heartbeat_s later. The beat reads the flag too, in case a notification
+            # was sent while the listener was not connected.
+            listener = Listener(CANCEL)
+            every = get_settings().heartbeat_s
+            next_beat = time.monotonic() + every
+            try:
+                while not stop.is_set():
+                    wait = min(CANCEL_POLL_S, next_beat - time.monotonic())
+                    if str(self.job_id) in listener.wait(wait, stop):
+                        self.cancel_requested.set()
+                    if stop.is_set() or time.monotonic() < next_beat:
+                        continue
+                    next_beat = time.monotonic() + every
+                    try:
+                        if self.heartbeat(force=True) and self.lost.is_set():
+                            return
+                    except SQLAlchemyError as exc:
+                        log.warning("heartbeat of job %s failed: %s", self.job_id, type(exc).__name__)
+            finally:
+                listener.close()
 
         thread = threading.Thread(target=loop, name=f"heartbeat-{self.job_id}", daemon=True)
         thread.start()

@@ -1,0 +1,54 @@
+"""The lease's heartbeat thread hears a cancel through PostgreSQL's NOTIFY, long before its next beat."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from service import jobs
+from service.db import session_scope
+from service.notify import CANCEL
+from service.settings import get_settings
+from service.tables import Job
+from worker.lease import claim
+
+
+def _listening() -> int:
+    with session_scope() as session:
+        return int(session.scalar(text("SELECT count(*) FROM pg_stat_activity "
+                                       "WHERE query = :q AND datname = current_database()"),
+                                  {"q": f'LISTEN "{CANCEL}"'}) or 0)
+
+
+def test_a_cancel_reaches_the_running_job_within_a_poll_not_a_heartbeat(stack: None,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_settings(), "heartbeat_s", 30.0)         # the next beat is far away
+    job_id = uuid.uuid4()
+    with session_scope() as session:
+        session.add(Job(id=job_id, kind="train", model_name="lease-cancel", dataset="mnist",
+                        config={"preset": "quick"}, status="queued", progress=0.0, iteration=0, attempts=0,
+                        cancel_requested=False))
+    lease = claim(job_id)
+    assert lease is not None
+    before = _listening()
+    with lease.heartbeating():
+        deadline = time.monotonic() + 10
+        while _listening() <= before and time.monotonic() < deadline:   # the thread's LISTEN is in place
+            time.sleep(0.02)
+        assert _listening() > before, "the heartbeat thread never LISTENed"
+        assert not lease.should_stop()
+        asked = time.monotonic()
+        jobs.cancel(job_id)
+        while not lease.should_stop() and time.monotonic() - asked < 5:
+            time.sleep(0.01)
+        heard = time.monotonic() - asked
+        assert lease.cancel_requested.is_set(), "the cancel was not heard"
+        assert heard < 1.0, f"heard after {heard:.2f} s"               # a heartbeat is 30 s here
+    # The thread ends with the job, and closes its connection.
+    deadline = time.monotonic() + 5
+    while _listening() > before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _listening() == before
