@@ -82,7 +82,8 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
         message = err.get("msg", "invalid")
-        if err.get("type") == "extra_forbidden" and (allowed := _body_fields(request)):
+        top_level = tuple(err.get("loc", ()))[:1] == ("body",) and len(loc) == 1
+        if err.get("type") == "extra_forbidden" and top_level and (allowed := _body_fields(request)):
             message = f"unknown parameter; allowed: {', '.join(allowed)}"           # not pydantic's wording
         errors.append({"field": ".".join(loc) or "body", "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)

@@ -16,6 +16,7 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from service.db import libpq_url
 from service.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -28,29 +29,32 @@ def notify(session: Session, channel: str, payload: str) -> None:
     session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
 
 
-def _libpq_url(url: str) -> str:
-    """psycopg connects with libpq URLs: postgresql+psycopg:// (an SQLAlchemy URL) loses its driver part."""
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 class Listener:
     """LISTEN on one channel; wait() returns the payloads that arrive. Reconnects after a database outage,
-    at most once per `retry_s`."""
+    at most once per `retry_s`. `name` is the connection's application_name (seen in pg_stat_activity)."""
 
-    def __init__(self, channel: str, retry_s: float = 2.0) -> None:
-        self.channel, self.retry_s = channel, retry_s
+    def __init__(self, channel: str, name: str = "ganserve-listener", retry_s: float = 2.0) -> None:
+        self.channel, self.name, self.retry_s = channel, name, retry_s
         self._conn: psycopg.Connection | None = None
         self._next_try = 0.0
 
     def _connect(self) -> psycopg.Connection | None:
         if self._conn is None and time.monotonic() >= self._next_try:
             self._next_try = time.monotonic() + self.retry_s
+            conn = None
             try:
-                conn = psycopg.connect(_libpq_url(get_settings().database_url), autocommit=True, connect_timeout=2)
+                # Bounded everywhere: a stuck server must not hold the job's end (the thread is joined then).
+                # Keepalives: a connection whose server vanished is noticed, not waited on for ever.
+                conn = psycopg.connect(libpq_url(get_settings().database_url), autocommit=True, connect_timeout=2,
+                                       application_name=self.name, options="-c statement_timeout=2000",
+                                       keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=2)
                 conn.execute(f'LISTEN "{self.channel}"')             # a constant of this module, not input
-                self._conn = conn
+                self._conn, conn = conn, None
             except psycopg.Error as exc:
                 log.warning("cannot LISTEN on %s: %s", self.channel, type(exc).__name__)
+            finally:
+                if conn is not None:                                  # connected, but LISTEN failed
+                    conn.close()
         return self._conn
 
     def wait(self, seconds: float, stop: threading.Event) -> list[str]:

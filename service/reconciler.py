@@ -124,8 +124,9 @@ def redispatch_lost() -> int:
 
 
 def drop_ended_checkpoints() -> int:
-    """Delete the checkpoint blobs of failed and cancelled jobs. Only checkpoint keys are listed (a handful:
-    one or two per unfinished job), never the ended jobs, whose number only grows."""
+    """Delete the checkpoint blobs of failed and cancelled jobs; returns how many this call deleted. Only
+    checkpoint keys are listed (one or two per unfinished job; the key scan reads no blob data), never the
+    ended jobs, whose number only grows."""
     with session_scope() as session:
         keys = session.scalars(select(Blob.key).where(Blob.key.startswith(blobs.CHECKPOINTS))).all()
         owners = {key: blobs.checkpoint_job(key) for key in keys}
@@ -135,11 +136,10 @@ def drop_ended_checkpoints() -> int:
         ended = set(session.scalars(select(Job.id).where(Job.id.in_(ids),
                                                           Job.status.in_(("failed", "cancelled")))))
         doomed = [key for key, job_id in owners.items() if job_id in ended]
-        if doomed:
-            session.execute(delete(Blob).where(Blob.key.in_(doomed)))
-    if doomed:
-        log.info("deleted %d checkpoint(s) of failed or cancelled jobs", len(doomed))
-    return len(doomed)
+        deleted = session.execute(delete(Blob).where(Blob.key.in_(doomed))).rowcount if doomed else 0  # type: ignore[attr-defined]
+    if deleted:
+        log.info("deleted %d checkpoint(s) of failed or cancelled jobs", deleted)
+    return int(deleted)
 
 
 def _count(reason: str, n: int) -> None:
@@ -149,9 +149,20 @@ def _count(reason: str, n: int) -> None:
         RECONCILED.labels(reason).inc(n)
 
 
+STEPS = {"overdue": fail_overdue, "stale": redispatch_stale, "lost": redispatch_lost,
+         "checkpoints_dropped": drop_ended_checkpoints}
+
+
 def reconcile_once() -> dict[str, int]:
-    return {"overdue": fail_overdue(), "stale": redispatch_stale(), "lost": redispatch_lost(),
-            "checkpoints_dropped": drop_ended_checkpoints()}
+    """Every step, each on its own: a broker outage (the re-sends) does not hold up the database's steps.
+    A step that failed is logged and left out of the result; the next pass tries it again."""
+    done: dict[str, int] = {}
+    for name, step in STEPS.items():
+        try:
+            done[name] = step()
+        except Exception as exc:  # noqa: BLE001 - an outage only skips the step
+            log.warning("reconciler step %s skipped: %s: %s", name, type(exc).__name__, str(exc)[:200])
+    return done
 
 
 async def run_forever(stop: asyncio.Event) -> None:

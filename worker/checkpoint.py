@@ -80,9 +80,16 @@ def restore_rng(rng: torch.Generator, state: dict[str, Any], seed: int) -> None:
     CUDA states differ in size and kind), so a checkpoint from another device type (a CPU worker's job picked
     up by a GPU worker) re-seeds from (seed, iteration) instead: the run goes on, with other draws than an
     uninterrupted run would have made."""
-    if state.get("device", "cpu") == rng.device.type:
+    saved = state.get("device")
+    if saved == rng.device.type:
         rng.set_state(state["rng"])
         return
+    if saved is None:                    # written before the device was recorded: try it, as it came
+        try:
+            rng.set_state(state["rng"])
+            return
+        except RuntimeError:
+            pass
     iteration = int(state["iteration"])
     rng.manual_seed(int(derived_generator(seed, 2**32 + iteration).initial_seed()))
     log.warning("checkpoint from a %s run resumed on %s: random stream re-seeded at iteration %d",

@@ -7,7 +7,7 @@ GANSERVE_WORKER_CONCURRENCY equal to its GPU count runs one job on each. CPU oth
 
 from __future__ import annotations
 
-import billiard.process
+import billiard.process  # type: ignore[import-untyped]
 import torch
 
 
@@ -22,7 +22,9 @@ def training_device(device: str = "auto") -> torch.device:
         return torch.device(device)
     if not torch.cuda.is_available():
         return torch.device("cpu")
-    return torch.device("cuda", pool_index() % torch.cuda.device_count())
+    gpu = torch.device("cuda", pool_index() % torch.cuda.device_count())
+    torch.cuda.set_device(gpu)           # else kernels and the CUDA context of unplaced tensors land on GPU 0
+    return gpu
 
 
 __all__ = ["pool_index", "training_device"]

@@ -106,7 +106,7 @@ class Lease:
             # Between beats, listen for a cancel of this job (service/notify.py): it is seen at the next
             # iteration check, not up to heartbeat_s later. The beat reads the flag too, in case a notification
             # was sent while the listener was not connected.
-            listener = Listener(CANCEL)
+            listener = Listener(CANCEL, name=f"ganserve-cancel-{self.job_id}")
             every = get_settings().heartbeat_s
             next_beat = time.monotonic() + every
             try:

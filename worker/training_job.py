@@ -87,8 +87,8 @@ class DatabaseHooks:
         return score
 
     def should_stop(self) -> bool:
-        # Flags only (the lease's heartbeat thread refreshes them): a cancel is seen at the first iteration
-        # check after the next beat, i.e. within settings.heartbeat_s.
+        # Flags only, set by the lease's heartbeat thread: a cancel as soon as its NOTIFY arrives (or at the
+        # next beat), so the run stops at its next iteration check.
         return self.lease.should_stop()
 
     def _progress(self) -> float:
