@@ -25,8 +25,10 @@ def _versions(stack: FaultStack, model: str) -> int:
 
 
 def test_kill_9_mid_training_resumes_elsewhere_from_the_checkpoint(fault_stack: FaultStack) -> None:
+    ITERATIONS = 20_000  # noqa: N806 - a constant of this test
     a, b = fault_stack.start_workers("a", "b")
-    job_id = fault_stack.post_job("killed", iterations=2000)["id"]
+    # Long enough that the owner is still training when it is killed, even on an idle machine (~1,000 it/s).
+    job_id = fault_stack.post_job("killed", iterations=ITERATIONS)["id"]
     checkpoint = f"checkpoints/{job_id}.pt"
     # Mid-training: a checkpoint exists and the run is far from done.
     wait_until(lambda: fault_stack.scalar("SELECT count(*) FROM blobs WHERE key = :k", k=checkpoint), 60,
@@ -34,13 +36,13 @@ def test_kill_9_mid_training_resumes_elsewhere_from_the_checkpoint(fault_stack: 
     owner_name = _claims(fault_stack, job_id)[0][0]
     owner, survivor = (a, b) if owner_name == a.log_path.stem else (b, a)
     at_kill = fault_stack.job(job_id)
-    assert at_kill["status"] == "running" and 0 < at_kill["iteration"] < 2000
+    assert at_kill["status"] == "running" and 0 < at_kill["iteration"] < ITERATIONS
     owner.kill()
     killed_at = datetime.now().astimezone()
 
-    job = fault_stack.wait_job(job_id, timeout=120)
+    job = fault_stack.wait_job(job_id, timeout=300)
     assert job["status"] == "succeeded", job
-    assert job["attempts"] == 2 and job["iteration"] == 2000
+    assert job["attempts"] == 2 and job["iteration"] == ITERATIONS
     assert _versions(fault_stack, "killed") == 1
     # Never twice at once: the survivor claimed only after the owner was dead, and only once.
     claims = _claims(fault_stack, job_id)
