@@ -27,6 +27,7 @@ import torch
 
 from models.config import LEGACY_VALUES, TrainConfig
 from models.nets import derived_generator
+from worker.minibatches import Minibatches
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,26 @@ def load_checkpoint(blob: bytes, config: TrainConfig | None = None,
     return state
 
 
-def restore_rng(rng: torch.Generator, state: dict[str, Any], seed: int) -> None:
-    """Continue the run's random stream from the checkpoint. A generator's state is device-specific (CPU and
-    CUDA states differ in size and kind), so a checkpoint from another device type (a CPU worker's job picked
-    up by a GPU worker) re-seeds from (seed, iteration) instead: the run goes on, with other draws than an
-    uninterrupted run would have made."""
+def run_checkpoint(config: TrainConfig, data_shape: tuple[int, int], iteration: int, generator: torch.nn.Module,
+                   discriminator: torch.nn.Module, opt_g: Any, opt_d: Any, rng: torch.Generator,
+                   batches: Minibatches) -> bytes:
+    """A trainer's whole state after `iteration` (the keys of the module docstring), as bytes."""
+    return save_checkpoint({
+        "config": config_key(config), "data_shape": list(data_shape), "iteration": iteration,
+        "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
+        "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+        "rng": rng.get_state(), "device": rng.device.type, "minibatches": batches.state_dict()})
+
+
+def restore_stream(rng: torch.Generator, batches: Minibatches, state: dict[str, Any], seed: int) -> None:
+    """Continue the run's random stream and data order from the checkpoint.
+
+    A generator's state is device-specific (CPU and CUDA states differ in size and kind), so a checkpoint from
+    another device type (a CPU worker's job picked up by a GPU worker) re-seeds from (seed, iteration) instead:
+    the run goes on, with other draws than an uninterrupted run would have made. Checkpoints written before
+    the data order existed drew with replacement and carry no minibatch state."""
+    if "minibatches" in state:
+        batches.load_state_dict(state["minibatches"])
     saved = state.get("device")
     if saved == rng.device.type:
         rng.set_state(state["rng"])
@@ -96,5 +112,5 @@ def restore_rng(rng: torch.Generator, state: dict[str, Any], seed: int) -> None:
                 state.get("device"), rng.device.type, iteration)
 
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointMismatch", "config_key", "load_checkpoint", "restore_rng",
-           "save_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointMismatch", "config_key", "load_checkpoint", "restore_stream",
+           "run_checkpoint", "save_checkpoint"]

@@ -46,7 +46,7 @@ from models.nets import (
     noise,
     padded,
 )
-from worker.checkpoint import config_key, load_checkpoint, restore_rng, save_checkpoint
+from worker.checkpoint import load_checkpoint, restore_stream, run_checkpoint
 from worker.device import training_device
 from worker.hooks import SNAPSHOT_SAMPLES, NonFiniteLoss, TrainHooks, TrainingStopped, TrainOutcome, metrics_row
 from worker.minibatches import Minibatches
@@ -81,9 +81,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
     if state is not None:
         gnet.load_state_dict(state["generator"])
         dnet.load_state_dict(state["discriminator"])
-        restore_rng(rng, state, config.seed)
-        if "minibatches" in state:                    # (older checkpoints drew with replacement: no state)
-            batches.load_state_dict(state["minibatches"])
+        restore_stream(rng, batches, state, config.seed)
     gp = GeneratorPass(gnet, m, cdt)
     dp = DiscriminatorPass(dnet, 2 * m, cdt, rng)
     g_opt, d_opt = optimizer(gp.packed, config), optimizer(dp.packed, config)
@@ -187,12 +185,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
             hooks.on_figure1(done, gnet, dnet)
 
     def checkpoint(done: int) -> bytes:
-        return save_checkpoint({
-            "config": config_key(config), "data_shape": [n, dim], "iteration": done,
-            "generator": gnet.state_dict(), "discriminator": dnet.state_dict(),
-            "opt_g": g_opt.state_dict(), "opt_d": d_opt.state_dict(),
-            "rng": rng.get_state(), "device": dev.type,
-            "minibatches": batches.state_dict()})
+        return run_checkpoint(config, (n, dim), done, gnet, dnet, g_opt, d_opt, rng, batches)
 
     def check_finite(done: int) -> None:
         (d_real_nll, _), (d_fake_nll, _) = dstats.tolist()

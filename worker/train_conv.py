@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from models.config import TrainConfig
 from models.nets import build_discriminator, build_generator, derived_generator, noise
-from worker.checkpoint import config_key, load_checkpoint, restore_rng, save_checkpoint
+from worker.checkpoint import load_checkpoint, restore_stream, run_checkpoint
 from worker.device import training_device
 from worker.hooks import SNAPSHOT_SAMPLES, NonFiniteLoss, TrainHooks, TrainingStopped, TrainOutcome, metrics_row
 from worker.minibatches import Minibatches
@@ -58,9 +58,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         dnet.load_state_dict(state["discriminator"])
         g_opt.load_state_dict(state["opt_g"])
         d_opt.load_state_dict(state["opt_d"])
-        restore_rng(rng, state, config.seed)
-        if "minibatches" in state:                    # (older checkpoints drew with replacement: no state)
-            batches.load_state_dict(state["minibatches"])
+        restore_stream(rng, batches, state, config.seed)
         start = int(state["iteration"])
     x_all = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(dev)         # (N, D)
     fixed_z = noise((SNAPSHOT_SAMPLES, config.latent_dim), config.noise_scale,
@@ -103,12 +101,7 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         steps[1] += 1
 
     def checkpoint(done: int) -> bytes:
-        return save_checkpoint({
-            "config": config_key(config), "data_shape": [n, dim], "iteration": done,
-            "generator": gnet.state_dict(), "discriminator": dnet.state_dict(),
-            "opt_g": g_opt.state_dict(), "opt_d": d_opt.state_dict(),
-            "rng": rng.get_state(), "device": dev.type,
-            "minibatches": batches.state_dict()})
+        return run_checkpoint(config, (n, dim), done, gnet, dnet, g_opt, d_opt, rng, batches)
 
     done = start
     for it in range(start, config.iterations):
