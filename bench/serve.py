@@ -55,7 +55,7 @@ def database() -> Iterator[str]:
     if url:
         yield url
         return
-    from service.embedded import EmbeddedPostgres
+    from service.cli.embedded import EmbeddedPostgres
 
     pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="ganserve-bench-")))
     try:
@@ -80,7 +80,7 @@ class Ceiling:
     """The route's own work for one request, back to back in this process: noise, onnxruntime, grid, PNG."""
 
     def __init__(self, onnx_bytes: bytes, n: int) -> None:
-        from service.inference import LoadedModel, VersionInfo
+        from service.serving.registry import LoadedModel, VersionInfo
 
         self.n = n
         self.info = VersionInfo(MODEL, 1, PAPER_MNIST[0], {"kind": "uniform", "low": -3**0.5, "high": 3**0.5},
@@ -93,8 +93,8 @@ class Ceiling:
         self.measure("warm-up", 1.0)
 
     def measure(self, phase: str, seconds: float) -> None:
-        from service.generate import render_samples
-        from service.sampling import sample_noise
+        from service.serving.generate import render_samples
+        from service.serving.noise import sample_noise
 
         count = 0
         cpu = time.process_time()
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     c = args.clients
     with database() as url:
         os.environ["GANSERVE_DATABASE_URL"] = url  # before any service module reads its settings
-        from service.db import migrate
+        from service.db.engine import migrate
         from service.settings import get_settings
 
         migrate()

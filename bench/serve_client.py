@@ -24,8 +24,8 @@ class Server:
     """The API on a free port, started with the very command `ganserve up` uses (service.up.api_command)."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        from service.embedded import free_port
-        from service.up import api_command
+        from service.cli.embedded import free_port
+        from service.cli.up import api_command
 
         self.port = free_port()
         self.log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the server; closed in stop()

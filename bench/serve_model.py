@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select, text
 
-from service import blobs
-from service.db import session_scope
-from service.tables import Job, ModelVersion
+from service.db import blobs
+from service.db.engine import session_scope
+from service.db.tables import Job, ModelVersion
 
 PAPER_MNIST = (100, (1200, 1200), 784)
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from models.config import PRESETS, TrainConfig
-from worker.train import TrainingStopped, train
+from worker.training.fused import TrainingStopped, train
 
 FLOPS_COUNTED = ("2*M*K*N per matrix product; D-step: G fwd (m rows), D fwd (2m rows), D weight grads, D input "
                  "grads of layers 2..L; G-step: G fwd (m), D fwd (m), D input grads of all layers, G weight "

@@ -9,10 +9,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service import auth, db, errors, logs, observability, reconciler
-from service.api import health, jobs, models, samples
-from service.limits import BodySizeLimit, RateLimit
+from service.api import auth, health, jobs, models, samples
+from service.api import problems as errors
+from service.api.limits import BodySizeLimit, RateLimit
+from service.db import engine as db
+from service.jobs import reconciler
 from service.settings import get_settings
+from service.telemetry import logs
+from service.telemetry import metrics as observability
 
 
 @asynccontextmanager

@@ -36,7 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("GANSERVE_API_KEY", TEST_API_KEY)
     # Tests fire many sample requests from one client: no rate limit unless a test turns it on.
     os.environ.setdefault("GANSERVE_SAMPLE_RATE_PER_S", "0")
-    from service.embedded import EmbeddedPostgres, EmbeddedRedis
+    from service.cli.embedded import EmbeddedPostgres, EmbeddedRedis
 
     if not os.environ.get("GANSERVE_DATABASE_URL"):
         pg = EmbeddedPostgres(home)
@@ -58,7 +58,7 @@ def reset_state() -> None:
     import redis
     from sqlalchemy import text
 
-    from service.db import get_engine, migrate
+    from service.db.engine import get_engine, migrate
     from service.settings import get_settings
 
     with get_engine().begin() as conn:

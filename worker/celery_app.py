@@ -23,7 +23,7 @@ PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step"
 @setup_logging.connect
 def _json_logs(**kwargs: Any) -> None:
     """Connecting this signal replaces Celery's log setup with ours: JSON lines with the job id."""
-    from service import logs
+    from service.telemetry import logs
 
     logs.configure()
 

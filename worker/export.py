@@ -22,7 +22,7 @@ import torch
 from onnx import numpy_helper
 
 from models.config import TrainConfig
-from models.nets import Generator, derived_generator, noise
+from models.nets.mlp import Generator, derived_generator, noise
 
 OPSET = 17
 TOLERANCE = 1e-5

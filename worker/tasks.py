@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 from celery import Task
 
-import service.dataset_store  # noqa: F401 - registers uploaded datasets with models.datasets (issue 8)
-from service import logs
-from worker import training_job
+import service.datasets.store  # noqa: F401 - registers uploaded datasets with models.datasets (issue 8)
+from service.telemetry import logs
+from worker import train_job
 from worker.celery_app import PARZEN_TASK, TRAIN_TASK, app
-from worker.lease import Busy, Lease, claim
+from worker.leases import Busy, Lease, claim
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +35,11 @@ def _run_claimed(task: Task, job_id: str, work: Callable[[Lease], None]) -> None
 
 @app.task(name=TRAIN_TASK, bind=True)
 def train(self: Task, job_id: str) -> None:
-    _run_claimed(self, job_id, training_job.run)
+    _run_claimed(self, job_id, train_job.run)
 
 
 @app.task(name=PARZEN_TASK, bind=True)
 def parzen(self: Task, job_id: str) -> None:
-    from worker import parzen_job
+    from worker import scoring
 
-    _run_claimed(self, job_id, parzen_job.run)
+    _run_claimed(self, job_id, scoring.run)

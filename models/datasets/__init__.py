@@ -1,7 +1,7 @@
 """Training data: the dataset registry, its loaders, and the paper's splits.
 
 Numpy only (no torch, no web layer): the API imports this module to validate requests. Downloading lives in
-models/fetch.py. Every dataset is pinned by a sha256 (`Splits.sha256`), so a model version records exactly
+models/datasets/download.py. Every dataset is pinned by a sha256 (`Splits.sha256`), so a model version records exactly
 which data it was trained on.
 
 Three kinds:
@@ -41,6 +41,7 @@ from models.datasets.base import (
     verified_payloads,
 )
 from models.datasets.cifar import CIFAR10, cifar_spec
+from models.datasets.download import fetch_spec
 from models.datasets.idx import (
     FASHION_MNIST,
     MNIST,
@@ -157,7 +158,6 @@ def load_spec(spec: DatasetSpec, data_dir: Path, fetch_missing: bool = False) ->
     except DatasetUnavailable:
         if not fetch_missing:
             raise
-    from models.fetch import fetch_spec  # lazy: models.fetch imports this module
     fetch_spec(spec, data_dir)
     return _load_cached(spec, data_dir)
 
@@ -208,8 +208,7 @@ def load_labels(name: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray | Non
 
 
 def fetch(name: str, data_dir: Path, log: Callable[[str], None] = print) -> Path:
-    """Make sure a builtin dataset's files are present and verified; see models.fetch.fetch_spec."""
-    from models.fetch import fetch_spec
+    """Make sure a builtin dataset's files are present and verified; see models.datasets.download."""
     return fetch_spec(get_spec(name), data_dir, log)
 
 

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
 from pydantic import BaseModel, Field
 
-from service import dataset_store, uploads
-from service.auth import require_api_key
+from service.api.auth import require_api_key
+from service.datasets import store as dataset_store
+from service.datasets import uploads
 from service.settings import get_settings
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])

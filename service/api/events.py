@@ -27,8 +27,9 @@ from anyio import to_thread
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
-from service import figure1, jobs
-from service.schemas import JobOut
+from service.api.schemas import JobOut
+from service.evaluation import figure1
+from service.jobs import store as jobs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

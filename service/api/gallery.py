@@ -31,7 +31,7 @@ def options() -> dict[str, object]:
     """What the training form offers: each preset's dataset, iteration budget and k, and the datasets."""
     presets = {name: {"dataset": c.dataset, "iterations": c.iterations, "k": c.k} for name, c in PRESETS.items()}
     # Issue 8: uploads too (service/dataset_store.py); kind and shape label the picker's entries.
-    from service import dataset_store
+    from service.datasets import store as dataset_store
 
     info = {d["name"]: {"kind": d["kind"], "image_shape": d["image_shape"]} for d in dataset_store.list_all()}
     return {"presets": presets, "datasets": list(info), "dataset_info": info}

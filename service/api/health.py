@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service import db
+from service.db import engine
 from service.settings import get_settings
 
 router = APIRouter(tags=["health"])
@@ -24,7 +24,7 @@ def readyz() -> JSONResponse:
 
     checks: dict[str, str] = {}
     try:
-        db.ping()
+        engine.ping()
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unreachable: {type(exc).__name__}"

@@ -7,11 +7,13 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
-from service import blobs, curves, jobs
-from service.auth import require_api_key
-from service.db import session_scope
-from service.schemas import DB_INT_MAX, MODEL_NAME, JobOut, JobRequest
-from service.tables import JobStatus
+from service.api.auth import require_api_key
+from service.api.schemas import DB_INT_MAX, MODEL_NAME, JobOut, JobRequest
+from service.db import blobs
+from service.db.engine import session_scope
+from service.db.tables import JobStatus
+from service.evaluation import curves
+from service.jobs import store as jobs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -21,7 +23,7 @@ def create_job(body: JobRequest, response: Response,
                idempotency_key: str | None = Header(default=None, max_length=200)) -> JobOut:
     """Queue a job. 202 with its Location; an `Idempotency-Key` repeat returns the first job."""
     if body.kind == "parzen":
-        from service import parzen
+        from service.evaluation import parzen
 
         job, _ = parzen.submit(body.model, body.version, idempotency_key)
     else:

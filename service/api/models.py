@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from service.db import session_scope
-from service.schemas import ModelOut, VersionOut
-from service.tables import ModelVersion
+from service.api.schemas import ModelOut, VersionOut
+from service.db.engine import session_scope
+from service.db.tables import ModelVersion
 
 router = APIRouter(prefix="/models", tags=["models"])
 

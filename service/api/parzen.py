@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from service import errors, parzen
-from service.schemas import JobOut, ParzenOut, ParzenPending
+from service.api import problems
+from service.api.schemas import JobOut, ParzenOut, ParzenPending
+from service.evaluation import parzen
 
 router = APIRouter(tags=["evaluation"])
 
@@ -40,7 +41,7 @@ def get_parzen(model: str = Query(description="model name, see GET /models"),
         message = (f"the last Parzen evaluation of {row.name} v{row.version} (job /jobs/{last.id}) was "
                    f"{last.status}{why}; queue a new one with POST /jobs {{\"kind\": \"parzen\", \"model\": "
                    f"\"{row.name}\", \"version\": {row.version}}}")
-        return errors.problem(409, message, [{"field": field, "message": message}])
+        return problems.problem(409, message, [{"field": field, "message": message}])
     parzen.check_dataset(row, field)  # 422 when the dataset has no validation/test split
     job = parzen.ensure_queued(row)
     pending = ParzenPending.model_validate({

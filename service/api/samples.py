@@ -14,8 +14,8 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service import generate
 from service.api import query
+from service.serving import generate
 
 router = APIRouter(tags=["sampling"])
 # A request SamplesFastPath could not answer carries its exception here to the route, which raises it.

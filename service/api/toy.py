@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from service import figure1, jobs
+from service.evaluation import figure1
+from service.jobs import store as jobs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

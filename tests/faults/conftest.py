@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from service.db import sqlalchemy_url
-from service.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from service.cli.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from service.db.engine import sqlalchemy_url
 from tests.conftest import REPO, TEST_API_KEY, WorkerProcess, mnist_available
 
 FAST = {

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from service.auth import key_hash
+from service.api.auth import key_hash
 from service.settings import get_settings
 
 JOB = {"model": "limits", "preset": "quick", "iterations": 1}
@@ -150,7 +150,7 @@ def test_metrics_are_prometheus_text(client: Any) -> None:
 def test_an_artifact_that_fails_its_sha256_is_never_served(client: Any) -> None:
     from sqlalchemy import text
 
-    from service.db import session_scope
+    from service.db.engine import session_scope
     from tests.factories import register_model
 
     name = f"corrupt-{uuid.uuid4().hex[:8]}"

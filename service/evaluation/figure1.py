@@ -1,0 +1,38 @@
+"""The paper's Figure 1 for toy-1d jobs: JSON blobs the trainer stores at each snapshot, read back here.
+
+One blob per snapshot iteration, under `figure1/{job_id}/{iteration:09d}.json` in the blob store (written by
+worker/toy_snapshot.py): {"iteration", "x", "data_density", "d", "bins", "g_density"}. Zero-padded keys sort
+by iteration, so "everything after iteration N" is a key range.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from service.db.engine import session_scope
+from service.db.tables import Blob
+
+PREFIX = "figure1"
+
+
+def blob_key(job_id: uuid.UUID | str, iteration: int) -> str:
+    return f"{PREFIX}/{job_id}/{iteration:09d}.json"
+
+
+def after(job_id: uuid.UUID, iteration: int = -1, limit: int = 1000,
+          newest_only: bool = False) -> list[dict[str, Any]]:
+    """Figures with iteration > `iteration`, oldest first; only the newest of them with `newest_only`
+    (a live view draws the latest figure, so it need not download the ones it would skip)."""
+    prefix = f"{PREFIX}/{job_id}/"
+    # "-00000001" sorts before every real key, so iteration=-1 means "all of them".
+    lowest = blob_key(job_id, max(iteration, -1))
+    with session_scope() as session:
+        rows = session.scalars(select(Blob.data).where(Blob.key.startswith(prefix, autoescape=True),
+                                                       Blob.key > lowest)
+                               .order_by(Blob.key.desc() if newest_only else Blob.key)
+                               .limit(1 if newest_only else limit))
+        return [json.loads(bytes(data)) for data in rows]

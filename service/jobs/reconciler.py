@@ -1,0 +1,180 @@
+"""The reconciler: PostgreSQL says what must run, so it re-sends what Redis lost or a dead worker dropped.
+
+It runs as an asyncio task in every API process (service.main's lifespan), so `ganserve up` and
+docker-compose need no extra process. Several replicas are safe: each re-send is fenced by a conditional
+UPDATE of the job's updated_at (one replica wins per job per period), and a duplicate message is harmless
+anyway, because a worker must claim the job (worker/lease.py) and only one claim can succeed.
+
+Each pass:
+1. fails running jobs past settings.job_time_limit_s (this also fences out their worker's writes);
+2. re-sends running jobs whose heartbeat is older than settings.lease_timeout_s (the worker died: the
+   next claim resumes from the checkpoint, or fails the job after settings.max_attempts);
+3. re-sends queued jobs older than settings.reconcile_queued_after_s whose message is in neither the
+   queue nor the unacked set of the broker (a flushed or restarted-empty Redis, a send that failed);
+4. deletes the checkpoints of jobs that failed or were cancelled: nothing will resume them, and a paper-mnist
+   checkpoint is ~40 MB. (A job that succeeds deletes its own, in the transaction that registers it; the
+   ways to fail are many: the worker, this reconciler, a claim after max_attempts.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import timedelta
+from functools import lru_cache
+
+import redis
+from sqlalchemy import delete, func, select, update
+
+from service.db import blobs
+from service.db.engine import session_scope
+from service.db.tables import Blob, Job
+from service.jobs.store import enqueue
+from service.settings import get_settings
+from service.telemetry import logs
+
+log = logging.getLogger(__name__)
+
+QUEUE = "celery"  # Celery's default queue; kombu stores priorities 3/6/9 under suffixed keys
+_PRIORITY_SEP = "\x06\x16"
+UNACKED = "unacked"  # kombu's hash of messages delivered to a worker but not yet acknowledged
+
+
+def queue_keys() -> list[str]:
+    return [QUEUE] + [f"{QUEUE}{_PRIORITY_SEP}{p}" for p in (3, 6, 9)]
+
+
+@lru_cache(maxsize=1)
+def broker_client() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=2, socket_timeout=5)
+
+
+def messages_in_broker() -> str:
+    """Every pending or delivered-unacked message, as one string to search for job ids (each message's
+    headers carry its args in plain text). Queues hold a message per job, so this stays small."""
+    client = broker_client()
+    pipe = client.pipeline(transaction=False)
+    for key in queue_keys():
+        pipe.lrange(key, 0, -1)
+    pipe.hvals(UNACKED)
+    chunks: list[bytes] = []
+    for result in pipe.execute():
+        chunks.extend(result)
+    return b"\n".join(chunks).decode("utf-8", "replace")
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+def fail_overdue() -> int:
+    limit = get_settings().job_time_limit_s
+    with session_scope() as session:
+        result = session.execute(
+            update(Job).where(Job.status == "running", Job.started_at < func.now() - _seconds(limit))
+            .values(status="failed", lease_token=None, finished_at=func.now(),
+                    error=f"time limit exceeded: the job ran longer than {limit:g} s (job_time_limit_s)")
+            .returning(Job.id).execution_options(synchronize_session=False)).all()
+    for (job_id,) in result:
+        with logs.job_context(job_id):
+            log.warning("failed a job over its time limit")
+    return len(result)
+
+
+def redispatch_stale() -> int:
+    """Running jobs whose worker stopped heartbeating. The UPDATE, the sends and the commit share one
+    transaction: a send that fails rolls the fence back, so the next pass tries again."""
+    timeout = _seconds(get_settings().lease_timeout_s)
+    with session_scope() as session:
+        rows = session.execute(
+            update(Job).where(Job.status == "running", Job.heartbeat_at < func.now() - timeout,
+                              Job.updated_at < func.now() - timeout)
+            .values(updated_at=func.now()).returning(Job.id, Job.kind)
+            .execution_options(synchronize_session=False)).all()
+        for job_id, kind in rows:
+            with logs.job_context(job_id):
+                log.warning("re-dispatching a job whose worker stopped heartbeating")
+            enqueue(job_id, kind)
+    _count("stale", len(rows))
+    return len(rows)
+
+
+def redispatch_lost() -> int:
+    """Queued jobs that no message in the broker names."""
+    grace = _seconds(get_settings().reconcile_queued_after_s)
+    old_enough = (Job.status == "queued") & (Job.updated_at < func.now() - grace)
+    with session_scope() as session:
+        candidates = [job_id for (job_id,) in session.execute(select(Job.id).where(old_enough)).all()]
+    if not candidates:
+        return 0
+    present = messages_in_broker()
+    missing: list[uuid.UUID] = [job_id for job_id in candidates if str(job_id) not in present]
+    if not missing:
+        return 0
+    with session_scope() as session:
+        rows = session.execute(
+            update(Job).where(old_enough, Job.id.in_(missing)).values(updated_at=func.now())
+            .returning(Job.id, Job.kind).execution_options(synchronize_session=False)).all()
+        for job_id, kind in rows:
+            with logs.job_context(job_id):
+                log.warning("re-dispatching a queued job the broker lost")
+            enqueue(job_id, kind)
+    _count("lost", len(rows))
+    return len(rows)
+
+
+def drop_ended_checkpoints() -> int:
+    """Delete the checkpoint blobs of failed and cancelled jobs; returns how many this call deleted. Only
+    checkpoint keys are listed (one or two per unfinished job; the key scan reads no blob data), never the
+    ended jobs, whose number only grows."""
+    with session_scope() as session:
+        keys = session.scalars(select(Blob.key).where(Blob.key.startswith(blobs.CHECKPOINTS))).all()
+        owners = {key: blobs.checkpoint_job(key) for key in keys}
+        ids = {job_id for job_id in owners.values() if job_id is not None}
+        if not ids:
+            return 0
+        ended = set(session.scalars(select(Job.id).where(Job.id.in_(ids),
+                                                          Job.status.in_(("failed", "cancelled")))))
+        doomed = [key for key, job_id in owners.items() if job_id in ended]
+        deleted = session.execute(delete(Blob).where(Blob.key.in_(doomed))).rowcount if doomed else 0  # type: ignore[attr-defined]
+    if deleted:
+        log.info("deleted %d checkpoint(s) of failed or cancelled jobs", deleted)
+    return int(deleted)
+
+
+def _count(reason: str, n: int) -> None:
+    if n:
+        from service.telemetry.metrics import RECONCILED
+
+        RECONCILED.labels(reason).inc(n)
+
+
+STEPS = {"overdue": fail_overdue, "stale": redispatch_stale, "lost": redispatch_lost,
+         "checkpoints_dropped": drop_ended_checkpoints}
+
+
+def reconcile_once() -> dict[str, int]:
+    """Every step, each on its own: a broker outage (the re-sends) does not hold up the database's steps.
+    A step that failed is logged and left out of the result; the next pass tries it again."""
+    done: dict[str, int] = {}
+    for name, step in STEPS.items():
+        try:
+            done[name] = step()
+        except Exception as exc:  # noqa: BLE001 - an outage only skips the step
+            log.warning("reconciler step %s skipped: %s: %s", name, type(exc).__name__, str(exc)[:200])
+    return done
+
+
+async def run_forever(stop: asyncio.Event) -> None:
+    """The periodic loop; an outage (database or broker down) only skips a pass."""
+    interval = get_settings().reconcile_interval_s
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(reconcile_once)
+        except Exception as exc:  # noqa: BLE001 - the next pass retries
+            log.warning("reconciler pass skipped: %s: %s", type(exc).__name__, str(exc)[:200])
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            pass

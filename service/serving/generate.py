@@ -1,0 +1,189 @@
+"""What /samples and /interpolate do: validate, find the model, run it micro-batched, render the format.
+
+Rendering happens right after inference, off the event loop (service.batching picks the thread). A response
+is a pure function of (model version, its artifact's sha256, the request's parameters), hence the ETag and,
+when the version is pinned, an immutable Cache-Control.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from service.api.problems import InvalidParameter
+from service.serving import images, neighbors, points
+from service.serving.noise import METHODS, check_seed, interpolate, new_seed, parse_latent, sample_noise
+from service.serving.registry import LoadedModel, VersionInfo, registry
+from service.settings import get_settings
+
+SAMPLE_FORMATS = {"png": "image/png", "json": "application/json", "npy": "application/x-npy"}
+INTERPOLATE_FORMATS = {"png": "image/png", "gif": "image/gif", "json": "application/json"}
+IMMUTABLE = "public, max-age=31536000, immutable"
+LOOP_NOISE_ROWS = 256
+MAX_VERSION = 2**31 - 1  # the column is a PostgreSQL integer
+Rendered = tuple[bytes, str]
+
+
+def check_choice(field: str, value: str, allowed: Any) -> str:
+    if value not in allowed:
+        raise InvalidParameter(field, f"must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def check_range(field: str, value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise InvalidParameter(field, f"must be an integer in {low}..{high}; got {value}")
+    return value
+
+
+def check_version(version: int | None) -> int | None:
+    if version is not None and not 1 <= version <= MAX_VERSION:
+        raise InvalidParameter("version", f"must be an integer in 1..{MAX_VERSION}, or omitted for the latest; "
+                                          f"got {version}")
+    return version
+
+
+async def model_for(name: str, version: int | None) -> LoadedModel:
+    """The fast path is a dict lookup; a miss (first use, unknown name) goes to the database off the loop."""
+    model = registry.cached(name, version)
+    return model if model is not None else await run_in_threadpool(registry.get, name, version)
+
+
+# json.dumps builds a new encoder on every call that passes `default`; this one is built once.
+_ETAG_JSON = json.JSONEncoder(default=str).encode
+
+
+def etag_of(info: VersionInfo, *parts: Any) -> str:
+    text = _ETAG_JSON([info.name, info.version, info.artifact_sha256, *parts])
+    return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+
+def matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 weak comparison against an If-None-Match list (or *)."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+async def respond(model: LoadedModel, z: np.ndarray, render: Callable[[np.ndarray], Rendered],
+                  headers: dict[str, str], cheap: bool) -> Response:
+    body, media_type = await asyncio.wrap_future(model.generate(z, render, cheap))
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def not_modified(headers: dict[str, str]) -> Response:
+    return Response(status_code=304, headers=headers)
+
+
+async def samples(name: str, n: int, seed: int | None, version: int | None, fmt: str, with_neighbors: bool,
+                  if_none_match: str | None = None) -> Response:
+    check_range("n", n, 1, get_settings().max_samples)
+    check_choice("format", fmt, SAMPLE_FORMATS)
+    check_version(version)
+    if seed is not None:
+        check_seed("seed", seed)
+    model = await model_for(name, version)
+    info = model.info
+    points.check_format(info, fmt, "samples")  # toys: points, not images (service/points.py)
+    chosen = seed if seed is not None else new_seed()
+    headers = {"X-Seed": str(chosen), "X-Model-Version": str(info.version),
+               "ETag": etag_of(info, "samples", chosen, n, fmt, with_neighbors),
+               "Cache-Control": cache_control(version, seed is not None)}
+    if matches(if_none_match, headers["ETag"]):
+        return not_modified(headers)
+    # Drawing 1024 x 100 numbers takes a millisecond: large draws leave the event loop.
+    z = sample_noise(info, n, chosen) if n <= LOOP_NOISE_ROWS else \
+        await run_in_threadpool(sample_noise, info, n, chosen)
+    return await respond(model, z, lambda x: render_samples(info, chosen, z, x, fmt, with_neighbors),
+                         headers, cheap=fmt != "json" and not with_neighbors)
+
+
+def cache_control(version: int | None, seeded: bool) -> str:
+    if not seeded:
+        return "no-store"  # a fresh random draw: nothing to reuse
+    # Pinned version + seed never change; without a version the latest may move: revalidate by ETag.
+    return IMMUTABLE if version is not None else "no-cache"
+
+
+def render_samples(info: VersionInfo, seed: int, z: np.ndarray, x: np.ndarray, fmt: str,
+                   with_neighbors: bool) -> Rendered:
+    found = neighbors.nearest(x, info.dataset) if with_neighbors else None
+    if fmt == "png" and found is None:
+        return images.grid_png(x, info.image_shape), SAMPLE_FORMATS["png"]
+    if fmt == "png" and found is not None:
+        # Figure 2 as two grids: the samples, then in the same cell of the right grid the nearest training image.
+        columns = images.grid_columns(len(x))
+        left = images.tile(images.to_uint8(x, info.image_shape), columns)
+        right = images.tile(images.to_uint8(found.images, info.image_shape), columns)
+        return images.encode_png(images.side_by_side(left, right)), SAMPLE_FORMATS["png"]
+    c, h, w = info.image_shape
+    if fmt == "npy":
+        array = x.reshape(len(x), c, h, w)
+        if found is not None:  # (n, 2, C, H, W): [:, 0] the samples, [:, 1] their nearest training images
+            array = np.stack([array, found.images.reshape(len(x), c, h, w)], axis=1)
+        out = io.BytesIO()
+        np.save(out, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+        return out.getvalue(), SAMPLE_FORMATS["npy"]
+    body: dict[str, Any] = {
+        "model": info.name, "version": info.version, "seed": seed, "n": len(x), "image_shape": [c, h, w],
+        "latent_dim": info.latent_dim, "noise": info.noise, "z": z.tolist()}
+    if points.is_points(info):  # a toy: the points themselves, and each sample's nearest training point
+        body["points"] = points.points(x)
+        if found is not None:
+            body["neighbors"] = [{"index": int(i), "distance": float(d), "point": p} for i, d, p in
+                                 zip(found.index, found.distance, points.points(found.images), strict=True)]
+        return json.dumps(body, separators=(",", ":")).encode(), SAMPLE_FORMATS["json"]
+    body["images"] = images.png_data_urls(x, info.image_shape)
+    if found is not None:
+        urls = images.png_data_urls(found.images, info.image_shape)
+        body["neighbors"] = [{"index": int(i), "distance": float(d), "image": u}
+                             for i, d, u in zip(found.index, found.distance, urls, strict=True)]
+    return json.dumps(body, separators=(",", ":")).encode(), SAMPLE_FORMATS["json"]
+
+
+async def interpolation(name: str, z0: str, z1: str, steps: int, version: int | None, method: str,
+                        fmt: str, if_none_match: str | None = None) -> Response:
+    check_range("steps", steps, 2, get_settings().max_interpolation_steps)
+    check_choice("method", method, METHODS)
+    check_choice("format", fmt, INTERPOLATE_FORMATS)
+    check_version(version)
+    model = await model_for(name, version)
+    info = model.info
+    points.check_format(info, fmt, "interpolate")
+    start, seed0 = parse_latent("z0", z0, info)
+    end, seed1 = parse_latent("z1", z1, info)
+    path = interpolate(start, end, steps, method)
+    headers = {"X-Model-Version": str(info.version),
+               "ETag": etag_of(info, "interpolate", start.tobytes().hex(), end.tobytes().hex(), steps,
+                               method, fmt),
+               "Cache-Control": IMMUTABLE if version is not None else "no-cache"}
+    if matches(if_none_match, headers["ETag"]):
+        return not_modified(headers)
+    meta = {"model": info.name, "version": info.version, "method": method, "steps": steps,
+            "z0_seed": seed0, "z1_seed": seed1, "image_shape": list(info.image_shape)}
+    return await respond(model, path, lambda x: render_interpolation(info, meta, path, x, fmt),
+                         headers, cheap=fmt == "png")
+
+
+def render_interpolation(info: VersionInfo, meta: dict[str, Any], path: np.ndarray, x: np.ndarray,
+                         fmt: str) -> Rendered:
+    if fmt == "png":  # one row, z0 on the left, as in Figure 3
+        strip = images.tile(images.to_uint8(x, info.image_shape), columns=len(x))
+        return images.encode_png(strip), INTERPOLATE_FORMATS["png"]
+    if fmt == "gif":
+        return images.animated_gif(x, info.image_shape), INTERPOLATE_FORMATS["gif"]
+    body = {**meta, "t": np.linspace(0.0, 1.0, len(path)).tolist(), "z": path.tolist()}
+    if points.is_points(info):
+        body["points"] = points.points(x)
+    else:
+        body["images"] = images.png_data_urls(x, info.image_shape)
+    return json.dumps(body, separators=(",", ":")).encode(), INTERPOLATE_FORMATS["json"]

@@ -1,0 +1,235 @@
+"""Generators served with onnxruntime: one warmed session per model version, and the registry that finds them.
+
+Requests without a version are served by the latest version this process knows. That pointer is re-read from
+the database at most every `latest_refresh_ms`, in the background: a newer version is downloaded, loaded and
+warmed while the old one keeps answering, and only then does the pointer move, so no request sees a gap and
+the hot path never touches the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from sqlalchemy import select
+
+from service.api.schemas import MODEL_NAME
+from service.db import blobs
+from service.db.engine import session_scope
+from service.db.tables import ModelVersion
+from service.jobs.store import NotFound
+from service.serving.batching import MicroBatcher
+from service.serving.noise import MAX_SEED, new_seed, sample_noise
+from service.settings import Settings, get_settings
+from service.telemetry.metrics import observe_inference
+
+__all__ = ["MAX_SEED", "LoadedModel", "Registry", "VersionInfo", "new_seed", "registry", "sample_noise"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    version: int
+    latent_dim: int
+    noise: dict[str, Any]
+    image_shape: tuple[int, int, int]
+    dataset: str
+    artifact_key: str
+    artifact_sha256: str
+
+    @classmethod
+    def of(cls, row: ModelVersion) -> VersionInfo:
+        c, h, w = row.image_shape
+        return cls(row.name, row.version, row.latent_dim, dict(row.noise), (c, h, w), row.dataset,
+                   row.artifact_key, row.artifact_sha256)
+
+
+def providers() -> list[str]:
+    """CUDA when onnxruntime-gpu is installed (it lists the provider), always CPU as the fallback."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # honours taskset / container CPU sets
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def make_session(onnx_bytes: bytes, settings: Settings) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.inference_threads or max(1, usable_cores() // 2)
+    options.inter_op_num_threads = 1
+    # Idle pool threads would otherwise spin, stealing the cores that parse HTTP and encode PNGs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    chosen = providers()
+    try:
+        return ort.InferenceSession(onnx_bytes, options, providers=chosen)
+    except Exception:  # onnxruntime-gpu without a usable GPU/driver: serve on the CPU
+        if chosen == ["CPUExecutionProvider"]:
+            raise
+        log.warning("CUDA session failed; falling back to the CPU", exc_info=True)
+        return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
+class LoadedModel:
+    """A warmed session and its micro-batcher."""
+
+    def __init__(self, info: VersionInfo, onnx_bytes: bytes, settings: Settings | None = None) -> None:
+        settings = settings or get_settings()
+        self.info = info
+        self.session = make_session(onnx_bytes, settings)
+        self.input_name = self.session.get_inputs()[0].name
+        self.batcher = MicroBatcher(self.run, max_samples=settings.batch_max_samples,
+                                    wait_ms=settings.batch_wait_ms, enabled=settings.batching,
+                                    name=f"{info.name}-v{info.version}", on_batch=observe_inference)
+        # Warm up before the first request: the first runs allocate arenas and pick kernels.
+        for rows in (1, min(64, settings.batch_max_samples)):
+            self.run(np.zeros((rows, info.latent_dim), np.float32))
+
+    def run(self, z: np.ndarray) -> np.ndarray:
+        """(n, latent_dim) float32 -> (n, C*H*W) float32 in [0, 1], on the calling thread."""
+        return self.session.run(None, {self.input_name: z})[0]
+
+    def generate(self, z: np.ndarray, then: Any = None, cheap: bool = True) -> Future[Any]:
+        """Micro-batched run of z's rows, then `then(x)` off the event loop (`cheap`: may share the
+        inference thread when nothing else waits for it)."""
+        return self.batcher.submit(np.ascontiguousarray(z, dtype=np.float32), then, cheap)
+
+
+class Registry:
+    """Loaded models by (name, version), least recently used evicted beyond `max_loaded_models`."""
+
+    def __init__(self) -> None:
+        self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._latest: dict[str, tuple[LoadedModel, float]] = {}  # name -> (model, last checked, monotonic)
+        self._lock = threading.Lock()
+        self._load_locks: dict[tuple[str, int], threading.Lock] = {}
+        self._refreshing: set[str] = set()
+
+    def cached(self, name: str, version: int | None = None) -> LoadedModel | None:
+        """The model if it is loaded, without blocking or touching the database (the request fast path)."""
+        if version is None:
+            entry = self._latest.get(name)
+            if entry is None:
+                return None
+            model, checked = entry
+            if time.monotonic() - checked > get_settings().latest_refresh_ms / 1000.0:
+                self._refresh_in_background(name)
+            return model
+        with self._lock:
+            pinned = self._models.get((name, version))
+            if pinned is not None:
+                self._models.move_to_end((name, version))
+        return pinned
+
+    def get(self, name: str, version: int | None = None) -> LoadedModel:
+        """Blocking: resolve in the database and load on a miss. Raises NotFound listing the known models."""
+        model = self.cached(name, version)
+        if model is not None:
+            return model
+        model = self._load(self.resolve(name, version))
+        if version is None:
+            self._set_latest(name, model)
+        return model
+
+    def refresh(self, name: str) -> LoadedModel | None:
+        """Re-read the latest version of `name`; load and warm it before it becomes the latest."""
+        try:
+            info = self.resolve(name, None)
+        except NotFound:
+            self._latest.pop(name, None)  # the model is gone: later requests get the 404
+            return None
+        current = self._latest.get(name)
+        model = current[0] if current and current[0].info == info else self._load(info)
+        self._set_latest(name, model)
+        return model
+
+    def resolve(self, name: str, version: int | None = None) -> VersionInfo:
+        with session_scope() as session:
+            if not re.match(MODEL_NAME, name):  # cannot exist (and a NUL byte would upset PostgreSQL)
+                raise NotFound(self._not_found_message(session, name, version))
+            query = select(ModelVersion).where(ModelVersion.name == name)
+            query = query.where(ModelVersion.version == version) if version is not None else \
+                query.order_by(ModelVersion.version.desc()).limit(1)
+            row = session.scalar(query)
+            if row is None:
+                raise NotFound(self._not_found_message(session, name, version))
+            return VersionInfo.of(row)
+
+    @staticmethod
+    def _not_found_message(session: Any, name: str, version: int | None) -> str:
+        rows = session.execute(select(ModelVersion.name, ModelVersion.version)
+                               .order_by(ModelVersion.name, ModelVersion.version)).all()
+        known: dict[str, list[int]] = {}
+        for row_name, row_version in rows:
+            known.setdefault(row_name, []).append(row_version)
+        if name in known:
+            return f"model {name!r} has no version {version}; known versions: {known[name]}"
+        listing = ", ".join(f"{n} (versions {v})" for n, v in known.items()) or "none yet: train one first"
+        return f"unknown model {name!r}; known models: {listing}"
+
+    def _set_latest(self, name: str, model: LoadedModel) -> None:
+        self._latest[name] = (model, time.monotonic())  # one dict store: readers see old or new, never neither
+
+    def _refresh_in_background(self, name: str) -> None:
+        with self._lock:
+            if name in self._refreshing:
+                return
+            self._refreshing.add(name)
+
+        def work() -> None:
+            try:
+                self.refresh(name)
+            except Exception as exc:  # noqa: BLE001 - database down, artifact corrupt...: keep serving
+                log.warning("refreshing the latest version of %r failed (%s: %s); serving the loaded one",
+                            name, type(exc).__name__, exc)
+                entry = self._latest.get(name)
+                if entry is not None:
+                    self._set_latest(name, entry[0])  # retry after another refresh interval
+            finally:
+                with self._lock:
+                    self._refreshing.discard(name)
+
+        threading.Thread(target=work, name=f"refresh-{name}", daemon=True).start()
+
+    def _load(self, info: VersionInfo) -> LoadedModel:
+        key = (info.name, info.version)
+        with self._lock:
+            model = self._models.get(key)
+            if model is not None:
+                return model
+            key_lock = self._load_locks.setdefault(key, threading.Lock())
+        with key_lock:  # one download and warm-up per version, however many requests wait for it
+            with self._lock:
+                model = self._models.get(key)
+            if model is None:
+                with session_scope() as session:
+                    onnx_bytes = blobs.get_verified(session, info.artifact_key, info.artifact_sha256)
+                model = LoadedModel(info, onnx_bytes)
+                with self._lock:
+                    self._models[key] = model
+                    self._evict()
+        return model
+
+    def _evict(self) -> None:
+        """Drop the least recently used versions beyond the limit, never one a latest pointer uses."""
+        pinned = {(m.info.name, m.info.version) for m, _ in self._latest.values()}
+        excess = len(self._models) - max(1, get_settings().max_loaded_models)
+        for key in [k for k in self._models if k not in pinned][:max(0, excess)]:
+            del self._models[key]  # requests holding it finish normally; its batcher thread idles out
+
+
+registry = Registry()

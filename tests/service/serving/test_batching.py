@@ -1,0 +1,73 @@
+"""The micro-batcher on its own: batch bounds, order, failures, and the unbatched mode."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from service.serving.batching import MicroBatcher
+
+
+class Model:
+    """x = 2 z, recording each run's row count; the first run blocks until released, so requests queue up."""
+
+    def __init__(self) -> None:
+        self.runs: list[int] = []
+        self.release = threading.Event()
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        if not self.runs:
+            self.release.wait(10)
+        self.runs.append(len(z))
+        return z * 2
+
+
+def test_queued_requests_share_runs_within_the_row_bound() -> None:
+    model = Model()
+    batcher = MicroBatcher(model, max_samples=10, wait_ms=0, name="t")
+    zs = [np.full((rows, 3), i, np.float32) for i, rows in enumerate((1, 4, 4, 3, 20, 2, 1))]
+    futures = [batcher.submit(z, then=lambda x: x.sum()) for z in zs]
+    model.release.set()
+    assert [f.result(10) for f in futures] == [float(z.sum() * 2) for z in zs]
+    # The first request runs alone (the model blocks); the rest fill runs of at most 10 rows in order,
+    # except the 20-row request, which is larger than the bound and runs by itself.
+    assert model.runs == [1, 8, 3, 20, 3]
+    assert batcher.requests == 7 and batcher.batches == 5
+
+
+def test_a_failing_run_fails_its_requests_and_the_batcher_goes_on() -> None:
+    calls = []
+
+    def flaky(z: np.ndarray) -> np.ndarray:
+        calls.append(len(z))
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return z
+
+    batcher = MicroBatcher(flaky, max_samples=64, wait_ms=0, name="t")
+    with pytest.raises(RuntimeError, match="boom"):
+        batcher.submit(np.zeros((2, 3), np.float32)).result(10)
+    assert batcher.submit(np.ones((1, 3), np.float32)).result(10).tolist() == [[1, 1, 1]]
+
+
+def test_a_failing_render_fails_only_its_request() -> None:
+    batcher = MicroBatcher(lambda z: z, max_samples=64, wait_ms=0, name="t")
+
+    def bad(x: np.ndarray) -> None:
+        raise ValueError("render")
+
+    bad_future = batcher.submit(np.zeros((1, 2), np.float32), then=bad)
+    with pytest.raises(ValueError, match="render"):
+        bad_future.result(10)
+    assert batcher.submit(np.ones((1, 2), np.float32), then=lambda x: x.sum()).result(10) == 2.0
+
+
+def test_unbatched_mode_runs_each_request_alone() -> None:
+    model = Model()
+    model.release.set()
+    batcher = MicroBatcher(model, max_samples=64, wait_ms=5, enabled=False, name="t")
+    futures = [batcher.submit(np.zeros((k, 2), np.float32)) for k in (1, 2, 3)]
+    assert [len(f.result(10)) for f in futures] == [1, 2, 3]
+    assert sorted(model.runs) == [1, 2, 3] and batcher.batches == 3

@@ -1,0 +1,178 @@
+"""A training job end to end: claim → Algorithm 1 (resuming from a checkpoint) → ONNX → register a version.
+
+Every write is fenced by the job's lease, so a worker that lost its job can never register a version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from models import datasets
+from models.config import TrainConfig
+from service.db import blobs
+from service.db.blobs import best_key, checkpoint_key
+from service.db.engine import session_scope
+from service.db.tables import Job, JobMetric, JobSnapshot, ModelVersion
+from service.evaluation import parzen
+from service.serving.images import grid_png
+from service.settings import get_settings
+from worker.export import Exported, export_generator
+from worker.leases import Lease, run_leased
+from worker.training import figure1 as toy_snapshot
+from worker.training import loop as train_conv
+from worker.training.checkpoint import load_checkpoint, save_checkpoint
+from worker.training.fused import NonFiniteLoss, TrainingStopped, TrainOutcome, train
+from worker.training.validation import ValidationScorer, ValidationUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseHooks:
+    """Training callbacks that write metrics, snapshots and checkpoints to PostgreSQL, fenced by the lease."""
+
+    def __init__(self, lease: Lease, config: TrainConfig, image_shape: tuple[int, ...],
+                 valid: np.ndarray | None) -> None:
+        self.lease = lease
+        self.config = config
+        self.image_shape = image_shape
+        self.iteration = 0
+        self.scorer = ValidationScorer(config, valid) if config.score_every and valid is not None else None
+        # A resumed run starts from the best score its earlier attempts stored (with its weights, if kept).
+        self.best = best_score(lease.job_id) if config.keep == "best" else None
+
+    def on_metrics(self, row: dict[str, float]) -> None:
+        self.iteration = int(row["iteration"])
+        with session_scope() as session:
+            self.lease.write(session, iteration=self.iteration, progress=self._progress())
+            # A resumed run logs some iterations again; the first record of an iteration is kept.
+            session.execute(insert(JobMetric).values(job_id=self.lease.job_id, iteration=self.iteration,
+                                                     values=row).on_conflict_do_nothing())
+
+    def on_snapshot(self, iteration: int, samples: np.ndarray) -> None:
+        if datasets.is_toy(self.config.dataset):
+            return  # points, not images: a toy's progress is drawn by on_figure1 (the paper's Figure 1)
+        key = f"snapshots/{self.lease.job_id}/{iteration:09d}.png"
+        png = grid_png(samples, self.image_shape)
+        with session_scope() as session:
+            self.lease.write(session, heartbeat_at=func.now())
+            blobs.put(session, key, png, "image/png")
+            session.execute(insert(JobSnapshot).values(job_id=self.lease.job_id, iteration=iteration,
+                                                       blob_key=key).on_conflict_do_nothing())
+
+    def on_figure1(self, iteration: int, generator: Any, discriminator: Any) -> None:
+        """1-D toys: data density, G's histogram and D(x) on one axis, stored for the gallery."""
+        toy_snapshot.record(self.lease, iteration, generator, discriminator, self.config)
+
+    def on_checkpoint(self, iteration: int, blob: bytes) -> None:
+        with session_scope() as session:
+            self.lease.write(session, iteration=iteration, heartbeat_at=func.now())
+            blobs.put(session, checkpoint_key(self.lease.job_id), blob)
+
+    def on_score(self, iteration: int, generator: Any) -> dict[str, float]:
+        """Score G on the validation split (the values join the metrics row of `iteration`); with keep "best",
+        a new best stores G's weights."""
+        assert self.scorer is not None, "run() refuses score_every without a validation split"
+        score = self.scorer(generator)
+        if self.config.keep == "best" and (self.best is None or score["valid_ll"] > self.best):
+            with session_scope() as session:
+                self.lease.write(session, heartbeat_at=func.now())
+                blobs.put(session, best_key(self.lease.job_id),
+                          save_checkpoint({"iteration": iteration, **score, "generator": generator.state_dict()}))
+            self.best = score["valid_ll"]
+        return score
+
+    def should_stop(self) -> bool:
+        # Flags only, set by the lease's heartbeat thread: a cancel as soon as its NOTIFY arrives (or at the
+        # next beat), so the run stops at its next iteration check.
+        return self.lease.should_stop()
+
+    def _progress(self) -> float:
+        return min(1.0, self.iteration / self.config.iterations)
+
+
+def run(lease: Lease) -> None:
+    """Run a claimed training job to one of succeeded / failed / cancelled (worker.lease.run_leased)."""
+    hooks: DatabaseHooks | None = None
+
+    def body(lease: Lease) -> None:
+        nonlocal hooks
+        with session_scope() as session:
+            job = session.get(Job, lease.job_id)
+            assert job is not None
+            config = TrainConfig.from_dict(job.config)
+            try:
+                resume_bytes: bytes | None = blobs.get(session, checkpoint_key(job.id))
+            except blobs.BlobMissing:
+                resume_bytes = None
+        splits = datasets.load(config.dataset, get_settings().resolved_data_dir, fetch_missing=True)
+        if config.score_every and splits.valid is None:
+            raise ValidationUnavailable(f"dataset {config.dataset!r} has no validation split to score G on "
+                                        "(score_every needs one)")
+        hooks = DatabaseHooks(lease, config, splits.image_shape, splits.valid)
+        if resume_bytes:
+            # After a worker died or the database went away: the next claim resumes from the checkpoint.
+            log.info("job %s: resuming from its checkpoint (attempt %d)", lease.job_id, lease.attempt)
+        # Figure 2d's conv nets need autograd (worker/train_conv.py); the MLPs keep the fused trainer.
+        trainer = train_conv.train if config.architecture == "conv" else train
+        outcome = trainer(config, np.asarray(splits.train), hooks, resume=resume_bytes)
+        if config.keep == "best":
+            outcome = keep_best(lease.job_id, outcome)
+        exported = export_generator(outcome.generator, config, splits.image_shape,
+                                    {"ganserve.dataset": config.dataset,
+                                     "ganserve.dataset_sha256": splits.sha256,
+                                     "ganserve.job_id": str(lease.job_id)})
+        version = register(lease, job.model_name, config, splits, outcome, exported)
+        # Issue 4: score the new version (commit, then enqueue). Never raises: the job has succeeded.
+        parzen.queue_for_version(job.model_name, version.version)
+
+    run_leased(lease, body, stopped=TrainingStopped, failures=(NonFiniteLoss, ValidationUnavailable),
+               reached=lambda: f"stopped at iteration {hooks.iteration if hooks else 0}")
+
+
+def best_score(job_id: uuid.UUID) -> float | None:
+    """The highest valid_ll stored for the job (an earlier attempt's), or None."""
+    with session_scope() as session:
+        return session.scalar(select(func.max(JobMetric.values["valid_ll"].as_float()))
+                              .where(JobMetric.job_id == job_id))
+
+
+def keep_best(job_id: uuid.UUID, outcome: TrainOutcome) -> TrainOutcome:
+    """The outcome with G's weights from the best-scoring iteration; its metrics name that iteration."""
+    with session_scope() as session:
+        best = load_checkpoint(blobs.get(session, best_key(job_id)))
+    outcome.generator.load_state_dict(best.pop("generator"))
+    best.pop("format")
+    best["selected_iteration"] = best.pop("iteration")
+    return dataclasses.replace(outcome, metrics={**outcome.metrics, **best})
+
+
+def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Splits,
+             outcome: TrainOutcome, exported: Exported) -> ModelVersion:
+    """One transaction: the artifact, the next version number of `name`, and the job marked succeeded."""
+    metrics = {**{k: float(v) for k, v in outcome.metrics.items()}, "onnx_max_abs_diff": exported.max_abs_diff,
+               "iterations": outcome.iterations, "train_seconds": outcome.seconds}
+    with session_scope() as session:
+        # Versions are numbered per name; serialize concurrent registrations of one name.
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+        current = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
+        key = f"models/{name}/{exported.sha256}.onnx"
+        blobs.put(session, key, exported.onnx, "application/onnx")
+        version = ModelVersion(
+            name=name, version=(current or 0) + 1, job_id=lease.job_id, artifact_key=key,
+            artifact_sha256=exported.sha256, artifact_size=len(exported.onnx), latent_dim=config.latent_dim,
+            noise={"kind": "uniform", "low": -config.noise_scale, "high": config.noise_scale},
+            image_shape=list(splits.image_shape), dataset=config.dataset, dataset_sha256=splits.sha256,
+            config=config.to_dict(), metrics=metrics)
+        session.add(version)
+        lease.write(session, status="succeeded", progress=1.0, iteration=outcome.iterations,
+                    finished_at=func.now(), lease_token=None)
+        blobs.delete(session, checkpoint_key(lease.job_id))
+        blobs.delete(session, best_key(lease.job_id))
+    return version

@@ -1,0 +1,59 @@
+"""What a trainer (worker/train.py, worker/train_conv.py) reports to its job (worker/training_job.py):
+the hooks it calls, the metrics row it logs, its outcome and the errors that end it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from torch import nn
+
+from models.config import TrainConfig
+from models.nets.mlp import Generator
+
+SNAPSHOT_SAMPLES = 64   # images in each progress grid, drawn from one fixed z per run
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss became NaN or infinite: the run diverged."""
+
+
+class TrainingStopped(Exception):
+    """hooks.should_stop() asked the run to stop."""
+
+
+class TrainHooks(Protocol):
+    def on_metrics(self, row: dict[str, float]) -> None: ...
+    def on_snapshot(self, iteration: int, samples: np.ndarray) -> None: ...
+    def on_checkpoint(self, iteration: int, blob: bytes) -> None: ...
+    # Every config.score_every iterations and at the last one (when score_every > 0): the generator (eval mode,
+    # on the training device) to score and, with keep "best", to keep. The values returned join that
+    # iteration's metrics row, which on_metrics receives next.
+    def on_score(self, iteration: int, generator: nn.Module) -> dict[str, float]: ...
+    def should_stop(self) -> bool: ...
+
+
+@dataclass
+class TrainOutcome:
+    generator: Generator          # eval mode, fp32, on CPU (the conv trainer's ConvGenerator works alike)
+    iterations: int               # completed iterations (including those before a resume)
+    metrics: dict[str, float]     # the last metrics row ({} if no iteration ran)
+    seconds: float                # wall time of this call
+
+
+def metrics_row(config: TrainConfig, done: int, lr: float, mu: float, sums: list[float], d_steps: int,
+                g_steps: int, it_per_s: float) -> dict[str, float]:
+    """One logging interval's row. sums: over the interval's D-steps, -log D(x), -log(1 - D(G(z))) (batch
+    means), D(x), D(G(z)) (batch means); over its G-steps, the G loss. lr and momentum are the last update's.
+    value is the minibatch estimate of V(D, G); jsd = (V + log 4) / 2 (eq. 6, at the current D)."""
+    nll_real, nll_fake, d_real, d_fake, g_loss = sums
+    nd, ng = max(d_steps, 1), max(g_steps, 1)
+    value = -(nll_real + nll_fake) / nd                       # mean log D(x) + mean log(1 - D(G(z)))
+    return {"iteration": float(done), "epoch": done / config.epoch_size, "lr": lr, "momentum": mu,
+            "d_loss": -0.5 * value, "g_loss": g_loss / ng, "d_real": d_real / nd, "d_fake": d_fake / nd,
+            "value": value, "jsd": (value + math.log(4.0)) / 2.0, "it_per_s": it_per_s}
+
+
+__all__ = ["SNAPSHOT_SAMPLES", "NonFiniteLoss", "TrainHooks", "TrainOutcome", "TrainingStopped", "metrics_row"]
