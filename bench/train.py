@@ -20,7 +20,6 @@ each bias into its product as one extra K column, not counted), m = batch:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -168,7 +167,7 @@ def run(seconds: float = 20, data_dir: str | None = None, threads: int | None = 
 def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
     torch.set_num_threads(threads)
     data, source = _data(data_dir)
-    config = dataclasses.replace(PRESETS["paper-mnist"], iterations=10**7, log_every=10**7,
+    config = PRESETS["paper-mnist"].replace(iterations=10**7, log_every=10**7,
                                  snapshot_every=10**7, checkpoint_seconds=1e9)
     prods = products(config, data.shape[1])
     flop = flops(prods)
@@ -182,7 +181,7 @@ def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
         fp32_t += train_iteration_times(config, data, share * (0.45 if has_bf16 else 0.7))
         gemm_t += gemm_pass_times(prods, share * 0.2)
         if has_bf16:
-            bf16_t += train_iteration_times(dataclasses.replace(config, bf16=True), data, share * 0.25)
+            bf16_t += train_iteration_times(config.replace(bf16=True), data, share * 0.25)
     it_s = 1.0 / statistics.median(fp32_t)
     gemm = flop / statistics.median(gemm_t) / 1e9
     it_bf16 = 1.0 / statistics.median(bf16_t) if bf16_t else None

@@ -1,15 +1,23 @@
-"""Training hyperparameters: one frozen dataclass, stored on the job row and inside every artifact.
+"""Training hyperparameters: ONE pydantic model, stored on the job row and inside every artifact.
+
+Every option is declared once, below: its type, bounds, default and documentation. Fields made with
+`option(...)` may be set by a job; the API's request body (service/api/schemas.py) is derived from them, so
+adding an option is one edit here. Fields made with `fixed(...)` belong to a preset's architecture.
 
 Torch-free on purpose: the API resolves and validates configs at POST /jobs without loading torch.
-Presets follow the authors' pylearn2 YAML files (goodfeli/adversarial: mnist.yaml, cifar10_fc.yaml, tfd.yaml).
+Presets follow the authors' pylearn2 YAML files (goodfeli/adversarial: mnist.yaml, cifar10_fc.yaml).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge, Le
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+
+from models.datasets import DatasetError, image_shape_of, is_toy
 
 Objective = Literal["non-saturating", "minimax"]
 Update = Literal["alternating", "simultaneous"]
@@ -18,6 +26,23 @@ OutputKind = Literal["sigmoid", "linear"]
 Architecture = Literal["mlp", "conv"]
 Keep = Literal["last", "best"]
 DataOrder = Literal["shuffled", "with-replacement"]
+Engine = Literal["auto", "autograd", "fused"]
+
+MAX_ITERATIONS = 10_000_000
+# Strict: a JSON `true` is not the integer 1, and "5" is not 5.
+Int = Annotated[int, Strict()]
+Width = Annotated[int, Strict(), Ge(1), Le(65_536)]
+Layers = Annotated[tuple[Width, ...], Field(min_length=1, max_length=16)]
+
+
+def option(default: Any, description: str, **bounds: Any) -> Any:
+    """A field a job may set (POST /jobs)."""
+    return Field(default, description=description, json_schema_extra={"job_option": True}, **bounds)
+
+
+def fixed(default: Any, description: str, **bounds: Any) -> Any:
+    """A field a preset decides."""
+    return Field(default, description=description, **bounds)
 
 
 class ConfigError(ValueError):
@@ -29,99 +54,192 @@ class ConfigError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(BaseModel):
     """Everything that decides what a training run computes (Algorithm 1 plus the networks)."""
 
-    preset: str
-    dataset: str
-    # "mlp": the MLPs below over D = C*H*W (models/nets.py). "conv": Figure 2d's CIFAR-10 nets
-    # (models/conv_nets.py): G's last hidden layer is reshaped to (80, 10, 10) and "deconvolved" to
-    # (C, 32, 32); D is three maxout convolution layers then the maxout d_hidden layers.
-    architecture: Architecture = "mlp"
-    # z ~ U[-noise_scale, noise_scale]^latent_dim; sqrt(3) gives unit variance, as in the authors' Generator.
-    latent_dim: int = 100
-    noise_scale: float = math.sqrt(3.0)
-    # G: Linear+ReLU hidden layers, then a Linear output layer (sigmoid for pixels in [0, 1]).
-    g_hidden: tuple[int, ...] = (1200, 1200)
-    g_init_range: float = 0.05
-    g_output: OutputKind = "sigmoid"
-    # Output bias = logit of the per-pixel training mean (pylearn2's init_sigmoid_bias_from_marginals).
-    g_bias_from_data: bool = True
-    # D: maxout hidden layers (units x pieces), then one sigmoid unit; dropout on every layer's input.
-    d_hidden: tuple[int, ...] = (240, 240)
-    d_pieces: int = 5
-    d_init_range: float = 0.005
-    d_input_keep: float = 0.8
-    d_hidden_keep: float = 0.5
-    d_max_col_norm: float | None = None
-    # The game: D ascends 1/2[log D(x) + log(1 - D(G(z)))]; G ascends log D(G(z)) unless "minimax".
-    objective: Objective = "non-saturating"
-    k: int = 1
-    # "alternating": Algorithm 1 as printed -- k D-steps, each on fresh data and z, then a G-step on fresh z
-    # through the updated D. "simultaneous": the authors' released code (AdversaryCost2): one forward pass of
-    # x and G(z) through the dropout D gives both nets' gradients, and both step at once (k must be 1).
-    update: Update = "alternating"
-    batch_size: int = 100
-    # Which rows the minibatches hold (worker/minibatches.py): "shuffled", a fresh permutation of the training
-    # set per pass, each row once (pylearn2's default, so the authors' runs), or "with-replacement".
-    data_order: DataOrder = "shuffled"
-    # pylearn2 SGD: lr divided by lr_decay after every update, floored at lr_min; momentum rises
-    # linearly from momentum_start to momentum_end between epochs 1 and momentum_saturate_epoch.
-    optimizer: Optimizer = "sgd"
-    lr: float = 0.1
-    lr_decay: float = 1.000004
-    lr_min: float = 1e-6
-    momentum_start: float = 0.5
-    momentum_end: float = 0.7
-    momentum_saturate_epoch: int = 250
-    # Examples per epoch, for the momentum schedule and epoch budgets: the authors' training split
-    # (MNIST: train[:50000]; CIFAR-10: 40,000).
-    epoch_examples: int = 50_000
-    adam_betas: tuple[float, float] = (0.5, 0.999)
-    # Budget and bookkeeping.
-    iterations: int = 1000
-    seed: int = 0
-    log_every: int = 100
-    snapshot_every: int = 1000
-    checkpoint_seconds: float = 60.0
-    bf16: bool = False
-    # Model selection, which the authors' file leaves open (no stopping rule, save_freq 1): every score_every
-    # iterations (0 = never) G is scored by the Parzen protocol on the VALIDATION split (worker/validation.py);
-    # keep "best" registers the G of the best-scoring iteration instead of the last one.
-    score_every: int = 0
-    keep: Keep = "last"
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    preset: str = fixed(..., "the preset this config started from")
+    dataset: str = fixed(..., "the training data (models/datasets)")
+    architecture: Architecture = fixed(
+        "mlp", "mlp: the MLPs below over D = C*H*W (models/nets/mlp.py); conv: Figure 2d's CIFAR-10 nets "
+               "(models/nets/conv.py)")
+    engine: Engine = option(
+        "auto", "how training steps are computed: autograd (the readable loop, any architecture), fused (the "
+                "hand-written passes of the MLP/maxout nets, faster), auto: fused where it applies")
+    latent_dim: Int = option(100, "dimension of z", ge=1, le=10_000)
+    noise_scale: float = fixed(math.sqrt(3.0), "z ~ U[-s, s]^latent_dim; sqrt(3) gives unit variance",
+                               gt=0.0, le=1e6)
+    g_hidden: Layers = option((1200, 1200), "G's hidden layer widths (Linear + ReLU)")
+    g_init_range: float = fixed(0.05, "G's weights ~ U[-r, r]", gt=0.0, le=10.0)
+    g_output: OutputKind = fixed("sigmoid", "G's output unit: sigmoid for pixels in [0, 1], linear for points")
+    g_bias_from_data: bool = fixed(True, "G's output bias = logit of the per-pixel training mean (pylearn2's "
+                                         "init_sigmoid_bias_from_marginals)")
+    d_hidden: Layers = option((240, 240), "D's maxout hidden layer widths (units)")
+    d_pieces: Int = option(5, "linear pieces per maxout unit", ge=1, le=64)
+    d_init_range: float = fixed(0.005, "D's weights ~ U[-r, r]", gt=0.0, le=10.0)
+    d_input_keep: float = fixed(0.8, "dropout keep probability of D's input", gt=0.0, le=1.0)
+    d_hidden_keep: float = fixed(0.5, "dropout keep probability of D's hidden layers", gt=0.0, le=1.0)
+    d_max_col_norm: float | None = fixed(None, "each D unit's incoming weight norm is clipped to this", gt=0.0)
+    objective: Objective = option(
+        "non-saturating", "G's loss: non-saturating maximises log D(G(z)) (the paper's advice); minimax "
+                          "minimises log(1 - D(G(z)))")
+    k: Int = option(1, "D steps per G step (Algorithm 1)", ge=1, le=100)
+    update: Update = option(
+        "alternating", "alternating: Algorithm 1 as printed (k D-steps on fresh data and z, then a G-step on "
+                       "fresh z); simultaneous: the authors' code, both nets step from one forward pass (k = 1)")
+    batch_size: Int = option(100, "examples per minibatch (m)", ge=1, le=10_000)
+    data_order: DataOrder = option(
+        "shuffled", "shuffled: every pass over the training set a new permutation, each row once (pylearn2's, "
+                    "the authors'); with-replacement: i.i.d. indices")
+    optimizer: Optimizer = option("sgd", "sgd with momentum (the paper's) or adam")
+    lr: float = option(0.1, "learning rate; SGD divides it by lr_decay after every update", gt=0.0, le=10.0)
+    lr_decay: float = option(1.000004, "SGD's per-update learning-rate divisor", ge=1.0, le=2.0)
+    lr_min: float = option(1e-6, "floor of the decayed learning rate", ge=0.0, le=10.0)
+    momentum_start: float = option(0.5, "SGD momentum at epoch 1", ge=0.0, le=1.0)
+    momentum_end: float = option(0.7, "SGD momentum from momentum_saturate_epoch on", ge=0.0, le=1.0)
+    momentum_saturate_epoch: Int = fixed(250, "the epoch at which momentum reaches momentum_end", ge=1)
+    epoch_examples: Int = fixed(50_000, "examples per epoch, for the momentum schedule and epoch budgets (the "
+                                        "authors' training split: MNIST 50,000, CIFAR-10 40,000)", ge=1)
+    adam_betas: tuple[float, float] = fixed((0.5, 0.999), "Adam's (beta1, beta2)")
+    iterations: Int = option(1000, "training iterations (one G update each)", ge=1, le=MAX_ITERATIONS)
+    seed: Int = option(0, "seeds weights, minibatches, z and dropout: a run is reproducible", ge=0, le=2**63 - 1)
+    log_every: Int = option(100, "iterations per metrics row", ge=1, le=MAX_ITERATIONS)
+    snapshot_every: Int = option(1000, "iterations per sample grid", ge=1, le=MAX_ITERATIONS)
+    checkpoint_seconds: float = option(60.0, "seconds between resumable checkpoints", ge=1.0, le=86_400.0)
+    bf16: Annotated[bool, Strict()] = option(False, "bf16 matrix products (weights and updates stay fp32)")
+    score_every: Int = option(
+        0, "score G every N iterations (a multiple of log_every; 0 = never) by the Parzen protocol on the "
+           "validation split: valid_ll joins that iteration's metrics row", ge=0, le=MAX_ITERATIONS)
+    keep: Keep = option("last", "which G becomes the version: the last or the best-scoring one (needs "
+                                "score_every)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.update == "simultaneous" and self.k != 1:
+            raise ConfigError("k", f"must be 1 with update 'simultaneous' (one joint step per iteration), "
+                                   f"got {self.k}")
+        if self.update == "simultaneous" and self.architecture == "conv":
+            raise ConfigError("update", "the conv architecture trains with 'alternating' only")
+        if self.engine == "fused" and self.architecture != "mlp":
+            raise ConfigError("engine", "'fused' covers the mlp architecture only; use 'autograd' or 'auto'")
+        if self.score_every % self.log_every:
+            # A score is stored on the metrics row of its iteration, so it must land on one.
+            raise ConfigError("score_every", f"must be a multiple of log_every ({self.log_every}), "
+                                             f"got {self.score_every}")
+        if self.keep == "best" and self.score_every == 0:
+            raise ConfigError("keep", "'best' needs score_every > 0: the best iteration is chosen by its "
+                                      "validation score")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of to_dict (JSON turns tuples into lists); unknown keys are an error. A field missing from
-        a config stored before it existed takes the value those runs had (LEGACY_VALUES)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        """Inverse of to_dict for a stored config (job row, artifact, checkpoint), which resolve() validated when
+        it was made: unknown keys are an error, values are taken as stored. A field missing from a config stored
+        before it existed takes the value those runs had (LEGACY_VALUES)."""
+        unknown = sorted(set(data) - set(cls.model_fields))
         if unknown:
-            raise ConfigError(unknown[0], f"unknown parameter; allowed: {', '.join(sorted(names))}")
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**{**LEGACY_VALUES, **fixed})
+            raise ConfigError(unknown[0], f"unknown parameter; allowed: {', '.join(sorted(cls.model_fields))}")
+        as_stored = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}  # JSON has no tuples
+        return cls.model_construct(**{**LEGACY_VALUES, **as_stored})
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with `changes` applied, unchecked, for code and tests that build configs (a checkpoint every
+        iteration, none at all); a job's config comes from resolve(), which validates."""
+        return self.model_copy(update=changes)
 
     @property
     def epoch_size(self) -> int:
         """Updates per epoch; the authors' MNIST epoch is 50,000 training images / batch 100 = 500."""
         return max(1, self.epoch_examples // self.batch_size)
 
+    @property
+    def uses_fused_engine(self) -> bool:
+        return self.engine == "fused" or (self.engine == "auto" and self.architecture == "mlp")
+
 
 # What runs did before a field existed, for configs (job rows, artifacts, checkpoints) stored without it.
-LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement"}
+LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement", "engine": "auto"}
+
+
+def option_fields() -> dict[str, FieldInfo]:
+    """The fields a job may set, in declaration order."""
+    return {name: info for name, info in TrainConfig.model_fields.items()
+            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("job_option")}
+
+
+def explain(error: Any, model: type[BaseModel] = TrainConfig) -> str:
+    """A pydantic error (one entry of ValidationError.errors()) as a sentence saying what is allowed."""
+    kind, ctx, value = error.get("type", ""), error.get("ctx") or {}, error.get("input")
+    loc = tuple(error.get("loc") or ())
+    info = model.model_fields.get(str(loc[0])) if loc else None
+    if kind == "extra_forbidden":
+        return f"unknown parameter; allowed: {', '.join(sorted(model.model_fields))}"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected', 'one of the allowed values')}, got {value!r}"
+    if info is not None and _is_layers(info):
+        where = f" (item {loc[1]} is {value!r})" if len(loc) > 1 else f", got {value!r}"
+        return f"must be a list of 1 to 16 layer widths, each an integer in 1..65536{where}"
+    if kind.startswith("bool"):
+        return f"must be true or false, got {value!r}"
+    low, high = _bounds(info) if info is not None else (None, None)
+    is_int = info is not None and info.annotation is int
+    span = f" in {low[1]}..{high[1]}" if is_int and low and high else \
+        f" {low[0]} {low[1]} and {high[0]} {high[1]}" if low and high else ""
+    if kind.startswith("int") or kind == "is_instance_of":
+        return f"must be an integer{span}, got {value!r}"
+    if kind.startswith("float") or kind == "finite_number":
+        return f"must be a finite number{span}, got {value!r}"
+    if kind in _OPS:
+        bound = f"{_OPS[kind]} {next(iter(ctx.values()), '')}"
+        if is_int and span:
+            return f"must be {bound} (an integer{span}), got {value!r}"
+        return f"must be{span or ' ' + bound}, got {value!r}"
+    return str(error.get("msg", "invalid"))
+
+
+_OPS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+
+
+def _is_layers(info: FieldInfo) -> bool:
+    return any(getattr(m, "min_length", None) == 1 for m in info.metadata) and "tuple" in str(info.annotation)
+
+
+def _bounds(info: FieldInfo) -> tuple[tuple[str, Any] | None, tuple[str, Any] | None]:
+    """A field's (lower, upper) bounds as (operator, value) pairs, for messages."""
+    low = high = None
+    for m in info.metadata:
+        if getattr(m, "ge", None) is not None:
+            low = (">=", m.ge)
+        if getattr(m, "gt", None) is not None:
+            low = (">", m.gt)
+        if getattr(m, "le", None) is not None:
+            high = ("<=", m.le)
+    return low, high
+
+
+def checked(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    """model(**data), with a validation error turned into a ConfigError naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = error.get("loc") or ("config",)
+        if isinstance((ctx := error.get("ctx") or {}).get("error"), ConfigError):
+            raise ctx["error"] from None
+        raise ConfigError(str(loc[0]), explain(error, model)) from None
+
 
 PRESETS: dict[str, TrainConfig] = {
     # The authors' MNIST recipe (mnist.yaml), exactly; the job chooses the iteration budget.
     "paper-mnist": TrainConfig(preset="paper-mnist", dataset="mnist", iterations=250 * 500,
                                log_every=100, snapshot_every=2500, checkpoint_seconds=60.0),
     # Recognizable digits within a few minutes on 2 CPU cores (used by `make run`): a 512-1024 G, D maxout
-    # 240 x 2 pieces (paper dropout), Adam 4e-4, 6,000 updates (12 epochs). Tuned on real MNIST: with
-    # G 256-512 or Adam 2e-4 the samples collapse to a few blurry 1s and 8s by 3,000-6,000 iterations.
+    # 240 x 2 pieces (paper dropout), Adam 4e-4, 6,000 updates (12 epochs). With G 256-512 or Adam 2e-4 the
+    # samples collapse to a few blurry 1s and 8s by 3,000-6,000 iterations.
     "quick": TrainConfig(preset="quick", dataset="mnist", g_hidden=(512, 1024), d_hidden=(240, 240),
                          d_pieces=2, g_init_range=0.05, d_init_range=0.005, optimizer="adam", lr=4e-4,
                          lr_decay=1.0, iterations=6000, log_every=50, snapshot_every=500,
@@ -138,8 +256,8 @@ PRESETS: dict[str, TrainConfig] = {
                           d_hidden=(128, 128), d_pieces=2, d_init_range=0.15, d_input_keep=1.0,
                           d_hidden_keep=1.0, optimizer="adam", lr=1e-3, lr_decay=1.0, batch_size=256,
                           iterations=3000, log_every=50, snapshot_every=250, checkpoint_seconds=30.0),
-    # cifar10_fully_connected.yaml / tfd.yaml architectures: for GPU workers. CIFAR-10: 40,000 training
-    # images, batch 100, lr 0.025 as in the authors' file.
+    # cifar10_fully_connected.yaml's architecture, for GPU workers: 40,000 training images, batch 100,
+    # lr 0.025 as in the authors' file.
     "paper-cifar10-fc": TrainConfig(preset="paper-cifar10-fc", dataset="cifar10", g_hidden=(8000, 8000),
                                     d_hidden=(1600, 1600), d_max_col_norm=1.9365, lr=0.025, epoch_examples=40_000,
                                     iterations=250 * 400, snapshot_every=2500),
@@ -149,120 +267,9 @@ PRESETS: dict[str, TrainConfig] = {
     "paper-cifar10-conv": TrainConfig(preset="paper-cifar10-conv", dataset="cifar10", architecture="conv",
                                       g_hidden=(8000, 8000), d_hidden=(500,), d_pieces=5, batch_size=128,
                                       lr=0.004, epoch_examples=40_000, iterations=250 * 313, snapshot_every=2500),
-    "paper-tfd": TrainConfig(preset="paper-tfd", dataset="tfd", g_hidden=(8000, 8000),
-                             d_hidden=(1200, 1200), d_max_col_norm=1.9365, iterations=250 * 500,
-                             snapshot_every=2500),
 }
 
-# Fields a job may override; the rest define a preset's architecture or are derived.
-OVERRIDABLE: frozenset[str] = frozenset({
-    "iterations", "k", "batch_size", "lr", "lr_decay", "lr_min", "momentum_start", "momentum_end",
-    "objective", "update", "optimizer", "seed", "log_every", "snapshot_every", "checkpoint_seconds", "bf16",
-    "g_hidden", "d_hidden", "d_pieces", "latent_dim", "score_every", "keep", "data_order",
-})
-
-MAX_ITERATIONS = 10_000_000
-
-
-def resolve(preset: str, dataset: str | None = None, *, epochs: int | None = None, **overrides: Any) -> TrainConfig:
-    """The preset with the job's overrides applied and validated (raises ConfigError naming the field).
-    `epochs` is a budget in epochs instead of `iterations` (epochs x epoch_size iterations)."""
-    if preset not in PRESETS:
-        raise ConfigError("preset", f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    bad = sorted(k for k in overrides if k not in OVERRIDABLE)
-    if bad:
-        raise ConfigError(bad[0], f"cannot be set on a job; settable: {', '.join(sorted(OVERRIDABLE))}")
-    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
-    base = PRESETS[preset]
-    config = dataclasses.replace(base, dataset=dataset or base.dataset, **clean)
-    if epochs is not None:
-        if "iterations" in clean:
-            raise ConfigError("epochs", "give a budget in iterations or in epochs, not both")
-        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-            raise ConfigError("epochs", f"must be an integer >= 1, got {epochs!r}")
-        if epochs * config.epoch_size > MAX_ITERATIONS:
-            raise ConfigError("epochs", f"at most {MAX_ITERATIONS // config.epoch_size} epochs of "
-                                        f"{config.epoch_size} iterations, got {epochs}")
-        config = dataclasses.replace(config, iterations=epochs * config.epoch_size)
-    validate(config)
-    return config
-
-
-def validate(c: TrainConfig) -> None:
-    """Reject configs that cannot train; messages say what is allowed."""
-    def positive_int(name: str, value: Any, upper: int | None = None) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(name, f"must be an integer >= 1, got {value!r}")
-        if upper is not None and value > upper:
-            raise ConfigError(name, f"must be at most {upper}, got {value}")
-
-    def finite(name: str, value: Any, low: float = 0.0, high: float = math.inf,
-               low_open: bool = False) -> None:
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            raise ConfigError(name, f"must be a finite number, got {value!r}")
-        if value < low or (low_open and value == low) or value > high:
-            bound = f"> {low}" if low_open else f">= {low}"
-            raise ConfigError(name, f"must be {bound} and <= {high}, got {value}")
-
-    positive_int("iterations", c.iterations, MAX_ITERATIONS)
-    positive_int("k", c.k, 100)
-    positive_int("batch_size", c.batch_size, 10_000)
-    positive_int("latent_dim", c.latent_dim, 10_000)
-    positive_int("log_every", c.log_every)
-    positive_int("snapshot_every", c.snapshot_every)
-    positive_int("d_pieces", c.d_pieces, 64)
-    positive_int("momentum_saturate_epoch", c.momentum_saturate_epoch)
-    positive_int("epoch_examples", c.epoch_examples)
-    finite("lr", c.lr, 0.0, 10.0, low_open=True)
-    finite("lr_decay", c.lr_decay, 1.0, 2.0)
-    finite("lr_min", c.lr_min, 0.0, 10.0)
-    finite("momentum_start", c.momentum_start, 0.0, 1.0)
-    finite("momentum_end", c.momentum_end, 0.0, 1.0)
-    finite("noise_scale", c.noise_scale, 0.0, 1e6, low_open=True)
-    finite("checkpoint_seconds", c.checkpoint_seconds, 1.0, 86_400.0)
-    finite("d_input_keep", c.d_input_keep, 0.0, 1.0, low_open=True)
-    finite("d_hidden_keep", c.d_hidden_keep, 0.0, 1.0, low_open=True)
-    for name, layers in (("g_hidden", c.g_hidden), ("d_hidden", c.d_hidden)):
-        if not isinstance(layers, tuple) or not layers or not all(
-                isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 65_536 for n in layers):
-            raise ConfigError(name, f"must be a non-empty list of layer widths in 1..65536, got {layers!r}")
-    if c.objective not in ("non-saturating", "minimax"):
-        raise ConfigError("objective", f"must be 'non-saturating' or 'minimax', got {c.objective!r}")
-    if c.update not in ("alternating", "simultaneous"):
-        raise ConfigError("update", f"must be 'alternating' or 'simultaneous', got {c.update!r}")
-    if c.update == "simultaneous" and c.k != 1:
-        raise ConfigError("k", f"must be 1 with update 'simultaneous' (one joint step per iteration), got {c.k}")
-    if c.update == "simultaneous" and c.architecture == "conv":
-        raise ConfigError("update", "the conv architecture trains with 'alternating' only")
-    if c.architecture not in ("mlp", "conv"):
-        raise ConfigError("architecture", f"must be 'mlp' or 'conv', got {c.architecture!r}")
-    if c.architecture == "conv":
-        _validate_conv(c)
-    from models.datasets import is_toy  # torch-free, no database: toys are defined in code
-
-    if is_toy(c.dataset) and c.g_output == "sigmoid":
-        raise ConfigError("dataset", f"{c.dataset!r} is a toy of real-valued points, which a sigmoid output in "
-                                     f"[0, 1] cannot reach: use the toy-1d or toy-2d preset")
-    if c.data_order not in ("shuffled", "with-replacement"):
-        raise ConfigError("data_order", f"must be 'shuffled' or 'with-replacement', got {c.data_order!r}")
-    if c.optimizer not in ("sgd", "adam"):
-        raise ConfigError("optimizer", f"must be 'sgd' or 'adam', got {c.optimizer!r}")
-    if not isinstance(c.score_every, int) or isinstance(c.score_every, bool) or not 0 <= c.score_every <= MAX_ITERATIONS:
-        raise ConfigError("score_every", f"must be an integer in 0..{MAX_ITERATIONS} (0 = never), got {c.score_every!r}")
-    if c.score_every % c.log_every:
-        # A score is stored on the metrics row of its iteration, so it must land on one.
-        raise ConfigError("score_every", f"must be a multiple of log_every ({c.log_every}), got {c.score_every}")
-    if c.keep not in ("last", "best"):
-        raise ConfigError("keep", f"must be 'last' or 'best', got {c.keep!r}")
-    if c.keep == "best" and c.score_every == 0:
-        raise ConfigError("keep", "'best' needs score_every > 0: the best iteration is chosen by its validation score")
-    if not isinstance(c.bf16, bool):
-        raise ConfigError("bf16", f"must be true or false, got {c.bf16!r}")
-    if not isinstance(c.seed, int) or isinstance(c.seed, bool) or not 0 <= c.seed < 2**63:
-        raise ConfigError("seed", f"must be an integer in 0..2^63-1, got {c.seed!r}")
-
-
-# The conv generator (models/conv_nets.py) reshapes its last hidden layer to (80, 10, 10) and a 5 x 5
+# The conv generator (models/nets/conv.py) reshapes its last hidden layer to (80, 10, 10) and a 5 x 5
 # transposed convolution with stride 3 makes that 3 * (10 - 1) + 5 = 32 pixels a side.
 CONV_G_CHANNELS, CONV_G_GRID, CONV_KERNEL, CONV_STRIDE = 80, 10, 5, 3
 CONV_G_FEATURES = CONV_G_CHANNELS * CONV_G_GRID * CONV_G_GRID
@@ -277,10 +284,42 @@ def check_conv_shape(shape: tuple[int, ...]) -> str | None:
     return None
 
 
-def _validate_conv(c: TrainConfig) -> None:
-    """The conv nets are built for C x 32 x 32 images (see models/conv_nets.py)."""
-    from models.datasets import DatasetError, image_shape_of
+def resolve(preset: str, dataset: str | None = None, *, epochs: int | None = None, **overrides: Any) -> TrainConfig:
+    """The preset with the job's overrides applied and validated (raises ConfigError naming the field).
+    `epochs` is a budget in epochs instead of `iterations` (epochs x epoch_size iterations)."""
+    if preset not in PRESETS:
+        raise ConfigError("preset", f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    settable = option_fields()
+    bad = sorted(k for k in overrides if k not in settable)
+    if bad:
+        raise ConfigError(bad[0], f"cannot be set on a job; settable: {', '.join(sorted(settable))}")
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    base = PRESETS[preset]
+    config = checked(TrainConfig, {**base.model_dump(), "dataset": dataset or base.dataset, **clean})
+    if epochs is not None:
+        config = config.replace(iterations=_epoch_budget(epochs, config, "iterations" in clean))
+    _check_against_data(config)
+    return config
 
+
+def _epoch_budget(epochs: Any, config: TrainConfig, iterations_given: bool) -> int:
+    if iterations_given:
+        raise ConfigError("epochs", "give a budget in iterations or in epochs, not both")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ConfigError("epochs", f"must be an integer >= 1, got {epochs!r}")
+    if epochs * config.epoch_size > MAX_ITERATIONS:
+        raise ConfigError("epochs", f"at most {MAX_ITERATIONS // config.epoch_size} epochs of "
+                                    f"{config.epoch_size} iterations, got {epochs}")
+    return epochs * config.epoch_size
+
+
+def _check_against_data(c: TrainConfig) -> None:
+    """What depends on the dataset: toys are real-valued points, the conv nets need C x 32 x 32 images."""
+    if is_toy(c.dataset) and c.g_output == "sigmoid":
+        raise ConfigError("dataset", f"{c.dataset!r} is a toy of real-valued points, which a sigmoid output in "
+                                     f"[0, 1] cannot reach: use the toy-1d or toy-2d preset")
+    if c.architecture != "conv":
+        return
     if c.g_hidden[-1] != CONV_G_FEATURES:
         raise ConfigError("g_hidden", f"the conv generator reshapes its last hidden layer to (80, 10, 10): "
                                       f"it must have {CONV_G_FEATURES} units, got {c.g_hidden[-1]}")
@@ -293,8 +332,5 @@ def _validate_conv(c: TrainConfig) -> None:
         raise ConfigError("dataset", f"{c.dataset!r}: {problem}")
 
 
-def preset_names() -> list[str]:
-    return list(PRESETS)
-
-
-__all__ = ["OVERRIDABLE", "PRESETS", "ConfigError", "TrainConfig", "preset_names", "resolve", "validate"]
+__all__ = ["LEGACY_VALUES", "PRESETS", "ConfigError", "TrainConfig", "checked", "explain", "option_fields",
+           "resolve"]

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalErr
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from models.config import ConfigError
+from models.config import ConfigError, explain
 from service.db.blobs import BlobCorrupt
 from service.jobs.store import BrokerUnavailable, IdempotencyConflict, NotFound
 
@@ -70,21 +70,22 @@ class InvalidParameter(ValueError):
         self.message = message
 
 
-def _body_fields(request: Request) -> list[str]:
-    """The fields of the route's JSON body model (FastAPI keeps the matched route in the scope), or []."""
+def _body_model(request: Request) -> type[BaseModel] | None:
+    """The route's JSON body model (FastAPI keeps the matched route in the scope), or None."""
     field = getattr(request.scope.get("route"), "body_field", None)
     model = getattr(getattr(field, "field_info", None), "annotation", None)
-    return sorted(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
 def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = []
     for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        message = err.get("msg", "invalid")
-        top_level = tuple(err.get("loc", ()))[:1] == ("body",) and len(loc) == 1
-        if err.get("type") == "extra_forbidden" and top_level and (allowed := _body_fields(request)):
-            message = f"unknown parameter; allowed: {', '.join(allowed)}"           # not pydantic's wording
+        raw = tuple(err.get("loc", ()))
+        loc = tuple(str(p) for p in raw if p not in ("body", "query", "path", "header"))
+        body_model = _body_model(request) if raw[:1] == ("body",) and loc else None
+        # Body fields are worded like the training options they mirror (models.config.explain); others as
+        # pydantic says them.
+        message = explain({**err, "loc": loc}, body_model) if body_model else err.get("msg", "invalid")
         errors.append({"field": ".".join(loc) or "body", "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return problem(422, detail, errors)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
+from pydantic.fields import FieldInfo
+
+from models.config import PRESETS, option_fields
 
 from service.db.tables import Job, ModelVersion
 
@@ -14,57 +17,40 @@ MODEL_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 # Versions, iterations and other counters are PostgreSQL `integer` columns: larger values are a 422, not a
 # query the database rejects.
 DB_INT_MAX = 2**31 - 1
+Preset = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 
 
-class JobRequest(BaseModel):
-    """A training job (kind "train", the default) or an evaluation of a model version (kind "parzen")."""
+class _JobRequestBase(BaseModel):
+    """A training job (kind "train", the default) or an evaluation of a model version (kind "parzen").
+    Every training option of models/config.py's TrainConfig made with `option(...)` is a field too (below)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
         "examples": [{"model": "mnist", "dataset": "mnist", "preset": "quick", "iterations": 300}]})
 
     kind: Literal["train", "parzen"] = "train"
     model: str = Field(pattern=MODEL_NAME, description="model name; versions are numbered per name")
     dataset: str | None = Field(default=None, description="default: the preset's dataset")
-    preset: str = "quick"
+    preset: Preset = Field(default="quick", description="the recipe the options below override")
     version: int | None = Field(default=None, ge=1, le=DB_INT_MAX,
                                 description="parzen: the version to score (default latest)")
-    iterations: int | None = Field(default=None, description="training iterations (one G update each)")
-    epochs: int | None = Field(default=None, description="the budget in epochs instead of iterations (an epoch: "
-                                                         "epoch_examples / batch_size iterations, 500 for MNIST)")
-    k: int | None = Field(default=None, description="D steps per G step (Algorithm 1)")
-    batch_size: int | None = None
-    data_order: Literal["shuffled", "with-replacement"] | None = Field(
-        default=None, description="shuffled: every pass over the training set a new permutation, each row once "
-                                  "(pylearn2's, the authors'; default); with-replacement: i.i.d. indices")
-    lr: float | None = None
-    lr_decay: float | None = None
-    lr_min: float | None = None
-    momentum_start: float | None = None
-    momentum_end: float | None = None
-    objective: Literal["non-saturating", "minimax"] | None = None
-    update: Literal["alternating", "simultaneous"] | None = Field(
-        default=None, description="alternating: Algorithm 1 as printed (default); simultaneous: the authors' code, "
-                                  "both nets step from one forward pass (k = 1)")
-    optimizer: Literal["sgd", "adam"] | None = None
-    seed: int | None = None
-    log_every: int | None = None
-    snapshot_every: int | None = None
-    checkpoint_seconds: float | None = None
-    bf16: bool | None = None
-    g_hidden: list[int] | None = None
-    d_hidden: list[int] | None = None
-    d_pieces: int | None = None
-    latent_dim: int | None = None
-    score_every: int | None = Field(
-        default=None, description="score G every N iterations (a multiple of log_every; 0 = never) by the Parzen "
-                                  "protocol on the validation split: valid_ll joins that iteration's metrics row")
-    keep: Literal["last", "best"] | None = Field(
-        default=None, description="which G becomes the version: the last (default) or the best-scoring one "
-                                  "(needs score_every)")
+    epochs: Annotated[int, Strict()] | None = Field(
+        default=None, ge=1, description="the budget in epochs instead of iterations (an epoch: epoch_examples / "
+                                        "batch_size iterations, 500 for MNIST)")
 
     def overrides(self) -> dict[str, Any]:
+        """The training options this request sets (epochs included), for models.config.resolve."""
         skip = {"kind", "model", "dataset", "preset", "version"}
         return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
+
+
+def _optional(info: FieldInfo) -> tuple[Any, Any]:
+    """A TrainConfig field as an optional request field: same type and bounds, None meaning the preset's."""
+    annotated = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+    return annotated | None, Field(default=None, description=info.description)
+
+
+JobRequest = create_model("JobRequest", __base__=_JobRequestBase, __module__=__name__,
+                          **{name: _optional(info) for name, info in option_fields().items()})
 
 
 class JobOut(BaseModel):

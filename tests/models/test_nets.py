@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from models.nets.mlp import (
 )
 
 PAPER = PRESETS["paper-mnist"]
-TINY = dataclasses.replace(PAPER, latent_dim=10, g_hidden=(32, 16), d_hidden=(16, 8), d_pieces=3)
+TINY = PAPER.replace(latent_dim=10, g_hidden=(32, 16), d_hidden=(16, 8), d_pieces=3)
 
 
 def test_paper_generator_shapes_and_parameter_count() -> None:
@@ -60,13 +59,13 @@ def test_output_bias_is_logit_of_clipped_data_mean() -> None:
     expected = np.log(clipped / (1 - clipped))
     np.testing.assert_allclose(g.linears[-1].bias.detach().numpy(), expected, rtol=1e-6, atol=1e-5)
     assert float(g.linears[0].bias.detach().abs().max()) == 0.0 == float(g.linears[1].bias.detach().abs().max())
-    linear = build_generator(dataclasses.replace(PAPER, g_output="linear"), mean)
+    linear = build_generator(PAPER.replace(g_output="linear"), mean)
     assert float(linear.linears[-1].bias.detach().abs().max()) == 0.0          # only for a sigmoid output
 
 
 def test_init_is_reproducible_from_the_seed() -> None:
     a, b = build_generator(PAPER, None), build_generator(PAPER, None)
-    c = build_generator(dataclasses.replace(PAPER, seed=1), None)
+    c = build_generator(PAPER.replace(seed=1), None)
     assert torch.equal(a.linears[0].weight, b.linears[0].weight)
     assert not torch.equal(a.linears[0].weight, c.linears[0].weight)
 
@@ -132,7 +131,7 @@ def test_bf16_passes_are_close_to_fp32() -> None:
 
 @pytest.mark.parametrize("keep", [0.8, 0.5, 0.3, 0.123456789])         # bytes, redrawn bytes, 32 bits
 def test_dropout_masks_keep_with_the_configured_probability(keep: float) -> None:
-    config = dataclasses.replace(TINY, d_input_keep=keep)
+    config = TINY.replace(d_input_keep=keep)
     d = build_discriminator(config, 500)
     dp = DiscriminatorPass(d, 400, torch.float32, torch.Generator().manual_seed(1))
     mask = dp.draw_mask(0, 400).clone()                              # 200,000 Bernoulli(keep) draws
@@ -143,7 +142,7 @@ def test_dropout_masks_keep_with_the_configured_probability(keep: float) -> None
 
 
 def test_no_dropout_when_keep_is_one() -> None:
-    config = dataclasses.replace(TINY, d_input_keep=1.0, d_hidden_keep=1.0)
+    config = TINY.replace(d_input_keep=1.0, d_hidden_keep=1.0)
     d = build_discriminator(config, 20)
     dp = DiscriminatorPass(d, 4, torch.float32, torch.Generator().manual_seed(0))
     x = torch.rand(4, 20)

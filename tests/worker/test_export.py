@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 
@@ -16,7 +15,7 @@ from models.nets.mlp import Generator, build_generator
 from worker import export as export_module
 from worker.export import ExportMismatch, export_generator, read_metadata, rebuild_generator, run_onnx
 
-CONFIG = dataclasses.replace(PRESETS["paper-mnist"], latent_dim=12, g_hidden=(32, 24), seed=3)
+CONFIG = PRESETS["paper-mnist"].replace(latent_dim=12, g_hidden=(32, 24), seed=3)
 SHAPE = (1, 4, 5)                                                     # D = 20
 
 

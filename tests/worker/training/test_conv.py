@@ -3,7 +3,6 @@ shapes, the preset's validation, Algorithm 1's contract (metrics, snapshots, exa
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ def tiny(**overrides: object) -> TrainConfig:
     base: dict[str, object] = {"latent_dim": 8, "g_hidden": (16, 8000), "d_hidden": (12,), "batch_size": 4,
                                "iterations": 4, "log_every": 2, "snapshot_every": 2, "checkpoint_seconds": 1e9}
     base.update(overrides)
-    return dataclasses.replace(PRESETS["paper-cifar10-conv"], **base)  # type: ignore[arg-type]
+    return PRESETS["paper-cifar10-conv"].replace(**base)  # type: ignore[arg-type]
 
 
 class Recorder:

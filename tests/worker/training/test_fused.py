@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 
@@ -25,7 +24,7 @@ def tiny(preset: str = "paper-mnist", **overrides: object) -> TrainConfig:
                                "batch_size": 16, "iterations": 12, "log_every": 4, "snapshot_every": 6,
                                "checkpoint_seconds": 1e9}
     base.update(overrides)
-    return dataclasses.replace(PRESETS[preset], **base)  # type: ignore[arg-type]
+    return PRESETS[preset].replace(**base)  # type: ignore[arg-type]
 
 
 def easy_data(n: int = 256, dim: int = 20) -> np.ndarray:
@@ -239,7 +238,7 @@ def test_checkpoint_from_before_data_order_resumes() -> None:
     resumed = train(TrainConfig.from_dict(old_dict), easy_data(), Recorder(), resume=old_blob, device="cpu")
     assert resumed.iterations == 6
     with pytest.raises(CheckpointMismatch):                             # a shuffled run is another config
-        train(dataclasses.replace(config, data_order="shuffled"), easy_data(), Recorder(), resume=old_blob,
+        train(config.replace(data_order="shuffled"), easy_data(), Recorder(), resume=old_blob,
               device="cpu")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from models.config import PRESETS
 from models.parzen import PAPER_SIGMA_GRID, log_likelihoods, select_sigma
 from worker.training.validation import ValidationScorer
 
-CONFIG = dataclasses.replace(PRESETS["paper-mnist"], latent_dim=4, seed=3)
+CONFIG = PRESETS["paper-mnist"].replace(latent_dim=4, seed=3)
 
 
 class Lookup(nn.Module):
