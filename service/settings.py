@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     png_compress_level: int = 1
     cors_origins: list[str] = Field(default_factory=list)
 
-    # Evaluation: queue the Parzen score (issue 4, ~2-3 s of CPU on MNIST) of every version a training job
+    # Evaluation: queue the Parzen score (~2-3 s of CPU on MNIST) of every version a training job
     # registers. Tests that train many throwaway models turn it off to leave the cores to training.
     parzen_after_training: bool = True
 

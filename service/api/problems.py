@@ -16,7 +16,8 @@ from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalErr
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from models.config import ConfigError, explain
+from models.config import ConfigError
+from models.config_errors import explain
 from service.db.blobs import BlobCorrupt
 from service.jobs.store import BrokerUnavailable, IdempotencyConflict, NotFound
 

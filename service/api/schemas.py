@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
 from pydantic.fields import FieldInfo
 
 from models.config import PRESETS, option_fields
-
 from service.db.tables import Job, ModelVersion
 
 MODEL_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -131,7 +130,7 @@ class ParzenReference(BaseModel):
 
 
 class ParzenOut(BaseModel):
-    """GET /parzen: a model version's Parzen-window log-likelihood on the test split (issue 4)."""
+    """GET /parzen: a model version's Parzen-window log-likelihood on the test split."""
 
     model: str
     version: int

@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.func is _parzen:
-        import service.datasets.store  # noqa: F401 - uploaded datasets are scored too (issue 8)
+        import service.datasets.store  # noqa: F401 - registers uploaded datasets, so they are scored too
     return int(args.func(args))
 
 

@@ -1,4 +1,4 @@
-"""Issue 8's loaders on small files written in the real formats: gzipped IDX (Fashion-MNIST, also from a
+"""The dataset loaders on small files written in the real formats: gzipped IDX (Fashion-MNIST, also from a
 system folder as Debian installs it), a CIFAR-10 python tar.gz of pickles (also fetched from a mirror), the
 toys, the stored .npz of uploads and the source hook that lets the registry reach them."""
 
