@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import sys
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from bench.gemm import numpy_gemm_gflops
+from models import datasets
+from models.datasets import DatasetError
 from models.parzen import PAPER_SIGMA_GRID, evaluate, log_likelihoods, naive_log_likelihoods
 
 DIM_QUERY_BATCH = 1024  # models.parzen.log_likelihoods' default query_batch: the GEMM's m
@@ -49,7 +52,6 @@ def _environment() -> dict[str, Any]:
                 "config": cfg.get("openblas configuration")}
     # the kernel OpenBLAS picked at run time (OPENBLAS_CORETYPE can force a slower one); other BLAS: skip
     with contextlib.suppress(OSError, AttributeError, IndexError, UnicodeDecodeError):
-        import ctypes
         libs = sorted((Path(np.__file__).parent.parent / "numpy.libs").glob("libscipy_openblas*"))
         core = ctypes.CDLL(str(libs[0])).scipy_openblas_get_corename64_
         core.restype = ctypes.c_char_p
@@ -61,6 +63,34 @@ def _environment() -> dict[str, Any]:
     }
 
 
+def _naive_baseline(centres: np.ndarray, valid: np.ndarray, test: np.ndarray,
+                    quick: bool) -> tuple[float, float, float, int]:
+    """The same protocol recomputing distances per sigma (valid part always in full): (seconds, sigma, test LL,
+    test queries run); quick runs 500 test queries and scales the test part linearly."""
+    n_naive = 500 if quick else len(test)
+    naive_s, naive_sigma, naive_ll = _naive_protocol(centres, valid[:1000], test[:n_naive])
+    if n_naive < len(test):  # scale only the test part (one sigma) linearly in the number of queries
+        t_valid = time.perf_counter()
+        naive_log_likelihoods(valid[:1000], centres, PAPER_SIGMA_GRID)
+        t_valid = time.perf_counter() - t_valid
+        naive_s = t_valid + (naive_s - t_valid) * len(test) / n_naive
+    return naive_s, naive_sigma, naive_ll, n_naive
+
+
+def _grid_on_test(centres: np.ndarray, test: np.ndarray) -> dict[str, Any]:
+    """All 10 sigmas on the whole test set, where recomputing distances per sigma costs the most (naive
+    extrapolated from 1,000 test images)."""
+    t1 = time.perf_counter()
+    log_likelihoods(test, centres, PAPER_SIGMA_GRID)
+    fast_grid = time.perf_counter() - t1
+    n_sub = min(1000, len(test))
+    t1 = time.perf_counter()
+    naive_log_likelihoods(test[:n_sub], centres, PAPER_SIGMA_GRID)
+    naive_grid = (time.perf_counter() - t1) * len(test) / n_sub
+    return {"sigmas": len(PAPER_SIGMA_GRID), "fast_seconds": fast_grid, "naive_seconds": naive_grid,
+            "naive_extrapolated_from": {"test_queries": n_sub}, "speedup": naive_grid / fast_grid}
+
+
 def run(data_dir: Path, *, n_centres: int = 10000, quick: bool = False, repeats: int = 2,
         full_grid: bool | None = None) -> dict[str, Any]:
     """Run the default protocol and the baselines; every figure in one JSON-serialisable dict.
@@ -69,8 +99,6 @@ def run(data_dir: Path, *, n_centres: int = 10000, quick: bool = False, repeats:
     linearly. full_grid (default: not quick) also times all 10 sigmas on the whole test set, the case
     where recomputing distances per sigma costs the most (naive extrapolated from 1,000 test images).
     """
-    from models import datasets  # lazy: the CLI imports this module for --help
-
     env = _environment()
     t0 = time.perf_counter()
     ds = datasets.load("mnist", Path(data_dir))
@@ -92,14 +120,7 @@ def run(data_dir: Path, *, n_centres: int = 10000, quick: bool = False, repeats:
     seconds, res, timings = min(runs, key=lambda r: r[0])
     distance_gflops = timings["gemm_flops"] / timings["gemm_seconds"] / 1e9
 
-    # Baseline: the same protocol recomputing distances per sigma (valid part always in full).
-    n_naive = 500 if quick else len(test)
-    naive_s, naive_sigma, naive_ll = _naive_protocol(centres, valid[:1000], test[:n_naive])
-    if n_naive < len(test):  # scale only the test part (one sigma) linearly in the number of queries
-        t_valid = time.perf_counter()
-        naive_log_likelihoods(valid[:1000], centres, PAPER_SIGMA_GRID)
-        t_valid = time.perf_counter() - t_valid
-        naive_s = t_valid + (naive_s - t_valid) * len(test) / n_naive
+    naive_s, naive_sigma, naive_ll, n_naive = _naive_baseline(centres, valid, test, quick)
 
     out: dict[str, Any] = {
         "seconds": seconds, "seconds_runs": [r[0] for r in runs],
@@ -116,16 +137,7 @@ def run(data_dir: Path, *, n_centres: int = 10000, quick: bool = False, repeats:
         "load_seconds": load_seconds, "quick": quick, "environment": env,
     }
     if full_grid if full_grid is not None else not quick:
-        t1 = time.perf_counter()
-        log_likelihoods(test, centres, PAPER_SIGMA_GRID)
-        fast_grid = time.perf_counter() - t1
-        n_sub = min(1000, len(test))
-        t1 = time.perf_counter()
-        naive_log_likelihoods(test[:n_sub], centres, PAPER_SIGMA_GRID)
-        naive_grid = (time.perf_counter() - t1) * len(test) / n_sub
-        out["grid_on_test"] = {"sigmas": len(PAPER_SIGMA_GRID), "fast_seconds": fast_grid,
-                               "naive_seconds": naive_grid, "naive_extrapolated_from": {"test_queries": n_sub},
-                               "speedup": naive_grid / fast_grid}
+        out["grid_on_test"] = _grid_on_test(centres, test)
     out["environment"]["loadavg_1min_after"] = os.getloadavg()[0]
     return out
 
@@ -138,8 +150,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="2k centres and test images, short timings")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object, last line")
     args = p.parse_args(list(argv) if argv is not None else None)
-    from models.datasets import DatasetError
-
     try:
         r = run(args.data_dir, n_centres=args.n_centres, quick=args.quick)
     except DatasetError as exc:

@@ -105,6 +105,48 @@ def _reduce_tile(e: np.ndarray, xsq: np.ndarray, coef: np.ndarray, scratch: np.n
         out[k] = np.log(s) - ck * dmin
 
 
+class _BlockReducer:
+    """Reduces one (rows, centres) product block for every sigma, in L2-sized row tiles on a thread pool
+    (numpy ufuncs release the GIL), each worker with its own scratch tile."""
+
+    def __init__(self, coef: np.ndarray, rows: int, cols: int, n_threads: int | None) -> None:
+        self.coef = coef                                                # (S,) 1 / (2 sigma^2)
+        self.workers = max(1, n_threads if n_threads is not None else len(os.sched_getaffinity(0)))
+        self.scratch = [np.empty(min(_TILE_ELEMENTS, rows * cols) + cols, np.float32) for _ in range(self.workers)]
+        self.pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def _rows(self, e: np.ndarray, xsq: np.ndarray, out: np.ndarray, lo: int, hi: int, worker: int) -> None:
+        step = max(1, _TILE_ELEMENTS // e.shape[1])                     # rows per L2-sized tile
+        for r0 in range(lo, hi, step):
+            r1 = min(r0 + step, hi)
+            _reduce_tile(e[r0:r1], xsq[r0:r1], self.coef, self.scratch[worker], out[:, r0:r1])
+
+    def reduce(self, e: np.ndarray, xsq: np.ndarray, out: np.ndarray) -> None:
+        """out (S, r) = logsumexp over the block's centres of -coef * d, for e (r, w) = ||mu||^2 - 2 x.mu."""
+        r = e.shape[0]
+        if self.pool is None:
+            self._rows(e, xsq, out, 0, r, 0)
+            return
+        bounds = np.linspace(0, r, self.workers + 1).astype(int)
+        futures = [self.pool.submit(self._rows, e, xsq, out, int(bounds[i]), int(bounds[i + 1]), i)
+                   for i in range(self.workers) if bounds[i] < bounds[i + 1]]
+        for future in futures:
+            future.result()
+
+
+def _augmented_centres(c: np.ndarray) -> np.ndarray:
+    """(N, d+1) float32 [mu, ||mu||^2]: with queries as [-2x, 1], ONE float32 product gives ||mu||^2 - 2 x.mu,
+    so no separate pass adds ||mu||^2 to each block. ||mu||^2 is computed once per call (float64, then f32)."""
+    ca = np.empty((c.shape[0], c.shape[1] + 1), np.float32)
+    ca[:, :-1] = c
+    ca[:, -1] = np.einsum("ij,ij->i", c, c, dtype=np.float64)
+    return ca
+
+
 def log_likelihoods(
     queries: np.ndarray,
     centres: np.ndarray,
@@ -125,64 +167,38 @@ def log_likelihoods(
     if query_batch < 1 or centre_batch < 1:
         raise ValueError("query_batch and centre_batch must be >= 1")
     t_start = time.perf_counter()
-    nq, dim = q.shape
-    nc = c.shape[0]
+    (nq, dim), nc = q.shape, c.shape[0]
     qb, cb = min(query_batch, nq), min(centre_batch, nc)
-    coef = 1.0 / (2.0 * sig * sig)                                  # (S,)
-    # Augmented operands: [-2x, 1] . [mu, ||mu||^2] = ||mu||^2 - 2x.mu in ONE float32 product, so no
-    # separate pass adds ||mu||^2 to each block. ||mu||^2 is computed once per call (float64, then f32).
-    ca = np.empty((nc, dim + 1), np.float32)                        # (N, d+1)
-    ca[:, :dim] = c
-    ca[:, dim] = np.einsum("ij,ij->i", c, c, dtype=np.float64)
-    qa = np.empty((qb, dim + 1), np.float32)                        # (qb, d+1), reused per query block
+    ca = _augmented_centres(c)                                      # (N, d+1)
+    qa = np.empty((qb, dim + 1), np.float32)                        # (qb, d+1) [-2x, 1], reused per query block
     qa[:, dim] = 1.0
     xsq_all = np.einsum("ij,ij->i", q, q, dtype=np.float64)         # (nq,) ||x||^2
     flat = np.empty(qb * cb, np.float32)                            # product block storage, reused
     lse = np.full((sig.size, nq), -np.inf)                          # running logsumexp over centre blocks
     part = np.empty((sig.size, qb))                                 # one centre block's logsumexp
-    workers = max(1, n_threads if n_threads is not None else len(os.sched_getaffinity(0)))
-    scratch = [np.empty(min(_TILE_ELEMENTS, qb * cb) + cb, np.float32) for _ in range(workers)]
-    gemm_s = reduce_s = gemm_flops = 0.0
-    pool = ThreadPoolExecutor(workers) if workers > 1 else None
-
-    def rows_job(e: np.ndarray, xsq: np.ndarray, out: np.ndarray, lo: int, hi: int, w_id: int) -> None:
-        step = max(1, _TILE_ELEMENTS // e.shape[1])                 # rows per L2-sized tile
-        for r0 in range(lo, hi, step):
-            r1 = min(r0 + step, hi)
-            _reduce_tile(e[r0:r1], xsq[r0:r1], coef, scratch[w_id], out[:, r0:r1])
-
+    clock = {"gemm_seconds": 0.0, "gemm_flops": 0.0, "reduce_seconds": 0.0}
+    reducer = _BlockReducer(1.0 / (2.0 * sig * sig), qb, cb, n_threads)
     try:
         for q0 in range(0, nq, qb):
             r = min(qb, nq - q0)
             np.multiply(q[q0:q0 + r], np.float32(-2.0), out=qa[:r, :dim])   # exact (power of two)
-            xsq = xsq_all[q0:q0 + r]
             for c0 in range(0, nc, cb):
                 w = min(cb, nc - c0)
                 e = flat[: r * w].reshape(r, w)                     # (r, w) C-contiguous view for BLAS
                 t0 = time.perf_counter()
                 np.matmul(qa[:r], ca[c0:c0 + w].T, out=e)           # sgemm, transposed operand, no copy
                 t1 = time.perf_counter()
-                out = part[:, :r]
-                if pool is None:
-                    rows_job(e, xsq, out, 0, r, 0)
-                else:
-                    bounds = np.linspace(0, r, workers + 1).astype(int)
-                    futs = [pool.submit(rows_job, e, xsq, out, int(bounds[i]), int(bounds[i + 1]), i)
-                            for i in range(workers) if bounds[i] < bounds[i + 1]]
-                    for f in futs:
-                        f.result()
+                reducer.reduce(e, xsq_all[q0:q0 + r], part[:, :r])
                 # exact combination across centre blocks: lse = log(exp(lse) + exp(part))
-                np.logaddexp(lse[:, q0:q0 + r], out, out=lse[:, q0:q0 + r])
-                gemm_s += t1 - t0
-                reduce_s += time.perf_counter() - t1
-                gemm_flops += 2.0 * r * w * dim
+                np.logaddexp(lse[:, q0:q0 + r], part[:, :r], out=lse[:, q0:q0 + r])
+                clock["gemm_seconds"] += t1 - t0
+                clock["reduce_seconds"] += time.perf_counter() - t1
+                clock["gemm_flops"] += 2.0 * r * w * dim
     finally:
-        if pool is not None:
-            pool.shutdown()
+        reducer.close()
     lse -= _normaliser(sig, nc, dim)[:, None]
     if timings is not None:
-        for key, val in (("gemm_seconds", gemm_s), ("gemm_flops", gemm_flops), ("reduce_seconds", reduce_s),
-                         ("seconds", time.perf_counter() - t_start)):
+        for key, val in {**clock, "seconds": time.perf_counter() - t_start}.items():
             timings[key] = timings.get(key, 0.0) + val
     return lse
 
