@@ -17,7 +17,7 @@ RUN pip install .
 USER ganserve
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
-# The options of service.up.api_command (what `ganserve up` runs and `ganserve bench serve` measures).
+# The options of service.cli.up.api_command (what `ganserve up` runs and `ganserve bench serve` measures).
 CMD ["uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", \
      "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
 

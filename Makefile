@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 GANSERVE := $(VENV)/bin/ganserve
 PORT ?= 8000
 
-.PHONY: setup run test data bench clean
+.PHONY: setup run test lint data bench clean
 
 setup: $(VENV)/.installed
 
@@ -22,8 +22,13 @@ data: setup
 run: data
 	$(GANSERVE) up --port $(PORT) --demo
 
-test: data
+# The build's rules first (fast): ruff, and the import contracts of pyproject.toml (docs/architecture.md).
+test: data lint
 	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(GANSERVE) bench train --json

@@ -30,6 +30,13 @@ from typing import Any
 
 from bench.serve_client import Server, Slice, drive
 from bench.serve_model import PAPER_MNIST, mean_logit, mlp_generator_onnx, register_version
+from models import datasets
+from service.cli.embedded import EmbeddedPostgres
+from service.db.engine import migrate
+from service.serving.generate import render_samples
+from service.serving.noise import sample_noise
+from service.serving.registry import LoadedModel, VersionInfo
+from service.settings import get_settings
 
 MODEL = "bench-paper-mnist"
 # Every benchmark client is 127.0.0.1, i.e. one client for the per-address rate limit: off here.
@@ -55,8 +62,6 @@ def database() -> Iterator[str]:
     if url:
         yield url
         return
-    from service.cli.embedded import EmbeddedPostgres
-
     pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="ganserve-bench-")))
     try:
         yield pg.url
@@ -68,9 +73,6 @@ def build_model() -> tuple[bytes, str]:
     latent, hidden, out = PAPER_MNIST
     bias, note = None, "zero output bias (MNIST not found)"
     with contextlib.suppress(Exception):
-        from models import datasets
-        from service.settings import get_settings
-
         bias = mean_logit(datasets.load("mnist", get_settings().resolved_data_dir).train)
         note = "output bias = logit of MNIST's mean pixel"
     return mlp_generator_onnx(latent, hidden, out, seed=0, output_bias=bias), note
@@ -80,8 +82,6 @@ class Ceiling:
     """The route's own work for one request, back to back in this process: noise, onnxruntime, grid, PNG."""
 
     def __init__(self, onnx_bytes: bytes, n: int) -> None:
-        from service.serving.registry import LoadedModel, VersionInfo
-
         self.n = n
         self.info = VersionInfo(MODEL, 1, PAPER_MNIST[0], {"kind": "uniform", "low": -3**0.5, "high": 3**0.5},
                                 (1, 28, 28), "mnist", "", "")
@@ -93,9 +93,6 @@ class Ceiling:
         self.measure("warm-up", 1.0)
 
     def measure(self, phase: str, seconds: float) -> None:
-        from service.serving.generate import render_samples
-        from service.serving.noise import sample_noise
-
         count = 0
         cpu = time.process_time()
         start = time.perf_counter()
@@ -149,10 +146,7 @@ def measure(args: argparse.Namespace, servers: dict[str, Server], ceiling: Ceili
 def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     c = args.clients
     with database() as url:
-        os.environ["GANSERVE_DATABASE_URL"] = url  # before any service module reads its settings
-        from service.db.engine import migrate
-        from service.settings import get_settings
-
+        os.environ["GANSERVE_DATABASE_URL"] = url  # before get_settings() first reads the environment
         migrate()
         onnx_bytes, note = build_model()
         registered = register_version(MODEL, onnx_bytes, latent_dim=PAPER_MNIST[0],

@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import uvloop
+
+from service.cli.embedded import free_port
+from service.cli.up import api_command
 
 
 class Server:
-    """The API on a free port, started with the very command `ganserve up` uses (service.up.api_command)."""
+    """The API on a free port, started with the very command `ganserve up` uses (service.cli.up.api_command)."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        from service.cli.embedded import free_port
-        from service.cli.up import api_command
-
         self.port = free_port()
         self.log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the server; closed in stop()
         self.process = subprocess.Popen(api_command("127.0.0.1", self.port), env={**os.environ, **env},
@@ -190,6 +191,4 @@ def _read_one(sock: socket.socket, buffer: bytearray, view: memoryview) -> int:
 def drive(server: Server, path: str, clients: int, seconds: float, warmup: float) -> Slice:
     if clients == 1:
         return _drive_one(server.port, server.process.pid, path, seconds, warmup)
-    import uvloop
-
     return uvloop.run(_drive_many(server.port, server.process.pid, path, clients, seconds, warmup))

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, text
 from service.db import blobs
 from service.db.engine import session_scope
 from service.db.tables import Job, ModelVersion
+from service.jobs.status import JobStatus
 
 PAPER_MNIST = (100, (1200, 1200), 784)
 
@@ -32,8 +33,8 @@ def mlp_generator_onnx(latent_dim: int = 100, hidden: tuple[int, ...] = (1200, 1
     of the training set's mean pixel, pylearn2's init_sigmoid_bias_from_marginals) makes the untrained
     samples look like the mean digit on black instead of grey noise, so PNG sizes are realistic.
     """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    # Lazy: onnx comes with the worker extra, and the tests' register_version needs only the database.
+    from onnx import TensorProto, checker, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
     dims = [latent_dim, *hidden, out_dim]
@@ -52,7 +53,7 @@ def mlp_generator_onnx(latent_dim: int = 100, hidden: tuple[int, ...] = (1200, 1
                               weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="ganserve-bench")
     model.ir_version = 8  # readable by every onnxruntime the project supports
-    onnx.checker.check_model(model)
+    checker.check_model(model)
     return model.SerializeToString()
 
 
@@ -80,7 +81,7 @@ def register_version(name: str, onnx_bytes: bytes, *, latent_dim: int = 100,
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
         current = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
         job = Job(id=uuid.uuid4(), kind="train", model_name=name, dataset=dataset, config=config,
-                  status="succeeded", progress=1.0, finished_at=func.now())
+                  status=JobStatus.SUCCEEDED, progress=1.0, finished_at=func.now())
         session.add(job)
         session.flush()  # the version row references the job
         digest = blobs.sha256_of(onnx_bytes)

@@ -1,11 +1,14 @@
 """Training speed of the paper-mnist nets (Algorithm 1, k = 1, batch 100) against the matrix-product ceiling.
 
 `python -m bench.train [--seconds S] [--threads N] [--json]`. The run alternates short windows of
-  - fp32 training (worker.train.train itself, stopped through its should_stop hook),
+  - fp32 training with the fused engine (worker/training/loop.py's train itself, engine "fused", stopped
+    through its should_stop hook): `it_per_s`,
+  - fp32 training of the same nets with the autograd engine (engine "autograd"): `it_per_s_autograd`, so
+    `fused_speedup` says what the hand-written passes (worker/training/passes.py) still buy,
   - the GEMM ceiling: the matrix products of one iteration (same M, K, N and transpositions as the training
     step), run alone with torch.mm, back to back, and
-  - bf16 training (where the CPU/GPU supports bf16),
-so that all three see the same machine. Headline rates are medians over iterations / passes; the lower
+  - bf16 training with the fused engine (where the CPU/GPU supports bf16),
+so that all of them see the same machine. Headline rates are medians over iterations / passes; the lower
 quartiles (`*_p25`: other processes only ever add time, so these estimate a quiet machine), the best and
 the wall-clock means are reported beside them.
 
@@ -33,8 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from models import datasets
 from models.config import PRESETS, TrainConfig
-from worker.training.fused import TrainingStopped, train
+from worker.training.hooks import TrainingStopped
+from worker.training.loop import train
 
 FLOPS_COUNTED = ("2*M*K*N per matrix product; D-step: G fwd (m rows), D fwd (2m rows), D weight grads, D input "
                  "grads of layers 2..L; G-step: G fwd (m), D fwd (m), D input grads of all layers, G weight "
@@ -141,7 +146,6 @@ def _data(data_dir: str | None) -> tuple[np.ndarray, str]:
     """Real MNIST when data_dir holds it, else uniform noise in [0, 1]: the speed does not depend on pixels."""
     if data_dir:
         try:
-            from models import datasets
             return np.asarray(datasets.load("mnist", Path(data_dir)).train, dtype=np.float32), "mnist"
         except Exception as exc:  # noqa: BLE001 - any failure: fall back to noise, and say why
             return _noise_data(), f"random (mnist unavailable: {type(exc).__name__})"
@@ -154,7 +158,7 @@ def _noise_data() -> np.ndarray:
 
 def run(seconds: float = 20, data_dir: str | None = None, threads: int | None = None) -> dict[str, Any]:
     """Measure for about `seconds` on `threads` CPUs (default: all this process may use; fewer: the process
-    is pinned to that many, which worker.train turns into its thread count)."""
+    is pinned to that many, which the training loop turns into its thread count)."""
     cpus = sorted(os.sched_getaffinity(0))
     threads = min(threads or len(cpus), len(cpus))
     os.sched_setaffinity(0, cpus[:threads])
@@ -167,27 +171,32 @@ def run(seconds: float = 20, data_dir: str | None = None, threads: int | None = 
 def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
     torch.set_num_threads(threads)
     data, source = _data(data_dir)
-    config = PRESETS["paper-mnist"].replace(iterations=10**7, log_every=10**7,
-                                 snapshot_every=10**7, checkpoint_seconds=1e9)
+    config = PRESETS["paper-mnist"].replace(iterations=10**7, log_every=10**7, snapshot_every=10**7,
+                                            checkpoint_seconds=1e9, engine="fused")
     prods = products(config, data.shape[1])
     flop = flops(prods)
     has_bf16 = bf16_supported()
     rounds = max(1, min(4, int(seconds // 5)))
     share = seconds / rounds
     fp32_t: list[float] = []
+    autograd_t: list[float] = []
     bf16_t: list[float] = []
     gemm_t: list[float] = []
     for _ in range(rounds):
-        fp32_t += train_iteration_times(config, data, share * (0.45 if has_bf16 else 0.7))
-        gemm_t += gemm_pass_times(prods, share * 0.2)
+        fp32_t += train_iteration_times(config, data, share * (0.35 if has_bf16 else 0.5))
+        autograd_t += train_iteration_times(config.replace(engine="autograd"), data, share * 0.2)
+        gemm_t += gemm_pass_times(prods, share * (0.2 if has_bf16 else 0.3))
         if has_bf16:
             bf16_t += train_iteration_times(config.replace(bf16=True), data, share * 0.25)
     it_s = 1.0 / statistics.median(fp32_t)
+    it_autograd = 1.0 / statistics.median(autograd_t)
     gemm = flop / statistics.median(gemm_t) / 1e9
     it_bf16 = 1.0 / statistics.median(bf16_t) if bf16_t else None
     p25_train, p25_gemm = float(np.percentile(fp32_t, 25)), float(np.percentile(gemm_t, 25))
     return {
         "it_per_s": round(it_s, 2),
+        "it_per_s_autograd": round(it_autograd, 2),
+        "fused_speedup": round(it_s / it_autograd, 3),
         "it_per_s_bf16": round(it_bf16, 2) if it_bf16 else None,
         "flop_per_it": flop,
         "flops_counted": FLOPS_COUNTED,
@@ -197,20 +206,33 @@ def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
         "ceiling_it_per_s": round(gemm * 1e9 / flop, 2),
         # Lower quartiles: noise from other processes only adds time, so these estimate a quiet machine.
         "it_per_s_p25": round(1.0 / p25_train, 2),
+        "it_per_s_autograd_p25": round(1.0 / float(np.percentile(autograd_t, 25)), 2),
         "gemm_gflops_p25": round(flop / p25_gemm / 1e9, 1),
         "fraction_of_gemm_p25": round(p25_gemm / p25_train, 3),
         "it_per_s_mean": round(len(fp32_t) / sum(fp32_t), 2),
         "it_per_s_best": round(1.0 / min(fp32_t), 2),
         "gemm_gflops_best": round(flop / min(gemm_t) / 1e9, 1),
         "iterations_timed": len(fp32_t),
+        "autograd_iterations_timed": len(autograd_t),
         "bf16_iterations_timed": len(bf16_t),
         "products": len(prods),
         "data": source,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_name(),
         "seconds": seconds,
     }
+
+
+def _cpu_name() -> str:
+    """The CPU's model name where Linux tells it (/proc/cpuinfo), else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

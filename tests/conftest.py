@@ -152,7 +152,7 @@ def live_server(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
     port = free_port()
     log_path = tmp_path_factory.mktemp("live_server") / "uvicorn.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it until the session ends
+    log = open(log_path, "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port),
          # Open event streams must not hold the shutdown at the end of the session.

@@ -22,7 +22,8 @@ import torch
 from onnx import numpy_helper
 
 from models.config import TrainConfig
-from models.nets.mlp import Generator, derived_generator, noise
+from models.nets.common import derived_generator, noise
+from models.nets.mlp import Generator
 
 OPSET = 17
 TOLERANCE = 1e-5

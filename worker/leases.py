@@ -19,14 +19,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, extract, func, select, update
+from sqlalchemy import ColumnElement, Update, extract, func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.db.engine import session_scope
 from service.db.notify import CANCEL, Listener
 from service.db.tables import Job
+from service.jobs import status
+from service.jobs.status import JobStatus
 from service.settings import get_settings
+from service.telemetry import logs
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +59,29 @@ class Lease:
 
     def fenced(self) -> ColumnElement[bool]:
         """The WHERE clause every write of this worker carries."""
-        return (Job.id == self.job_id) & (Job.lease_token == self.token) & (Job.status == "running")
+        return (Job.id == self.job_id) & (Job.lease_token == self.token) & (Job.status == JobStatus.RUNNING)
 
     def write(self, session: Session, **values: object) -> None:
-        """An UPDATE of the job row that only lands while this worker still holds the lease."""
-        result = session.execute(update(Job).where(self.fenced()).values(**values)
-                                 .execution_options(synchronize_session=False))
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        """An UPDATE of the job row (not its status) that only lands while this worker still holds the lease."""
+        self._fenced(session, update(Job).where(self.fenced()).values(**values)
+                     .execution_options(synchronize_session=False))
+
+    def end(self, session: Session, target: JobStatus, error: str | None = None, **values: object) -> None:
+        """Finish the job as `target` and release the lease, in the caller's transaction; `values` as write's."""
+        self._fenced(session, status.finish(self.fenced(), target, error, **values))
+
+    def _fenced(self, session: Session, statement: Update) -> None:
+        if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
             self.lost.set()
             raise LeaseLost(f"job {self.job_id}: lease {self.token} is no longer held")
 
-    def heartbeat(self, *, iteration: int | None = None, progress: float | None = None,
-                  force: bool = False) -> bool:
+    def heartbeat(self, *, progress: float | None = None, force: bool = False) -> bool:
         """Record liveness in a short transaction (at most every settings.heartbeat_s unless forced);
         returns whether the job should stop (cancel asked, lease lost or time limit passed)."""
         now = time.monotonic()
         if force or now - self._last_beat >= get_settings().heartbeat_s:
             self._last_beat = now
             values: dict[str, object] = {"heartbeat_at": func.now()}
-            if iteration is not None:
-                values["iteration"] = iteration
             if progress is not None:
                 values["progress"] = progress
             with session_scope() as session:
@@ -103,7 +109,7 @@ class Lease:
         stop = threading.Event()
 
         def loop() -> None:
-            # Between beats, listen for a cancel of this job (service/notify.py): it is seen at the next
+            # Between beats, listen for a cancel of this job (service/db/notify.py): it is seen at the next
             # iteration check, not up to heartbeat_s later. The beat reads the flag too, in case a notification
             # was sent while the listener was not connected.
             listener = Listener(CANCEL, name=f"ganserve-cancel-{self.job_id}")
@@ -148,43 +154,53 @@ def claim(job_id: uuid.UUID) -> Lease | None:
     settings = get_settings()
     token = uuid.uuid4()
     limit = timedelta(seconds=settings.job_time_limit_s)
+    # Nobody runs the job: it is queued, or the worker running it stopped heartbeating.
+    dead = (Job.id == job_id) & ((Job.status == JobStatus.QUEUED) | (
+        (Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < func.now() - lease_timeout())))
+    runnable = dead & (Job.attempts < settings.max_attempts) & Job.cancel_requested.is_(False)
     with session_scope() as session:
-        dead = (Job.id == job_id) & ((Job.status == "queued") | (
-            (Job.status == "running") & (Job.heartbeat_at < func.now() - lease_timeout())))
-        row = session.execute(
-            update(Job).where(dead, Job.attempts < settings.max_attempts, Job.cancel_requested.is_(False))
-            .values(status="running", lease_token=token, attempts=Job.attempts + 1, heartbeat_at=func.now(),
-                    started_at=func.coalesce(Job.started_at, func.now()), error=None)
-            .returning(Job.attempts, extract("epoch", func.coalesce(Job.started_at, func.now())
-                                             + limit - func.now()))
-            .execution_options(synchronize_session=False)).first()
+        row = session.execute(status.claim(runnable, token).returning(
+            Job.attempts, extract("epoch", func.coalesce(Job.started_at, func.now()) + limit - func.now()))).first()
         if row is not None:
             return Lease(job_id, token, row[0], deadline=time.monotonic() + float(row[1]))
-        ended = session.execute(
-            update(Job).where(dead, Job.cancel_requested.is_(True))
-            .values(status="cancelled", lease_token=None, finished_at=func.now())
-            .returning(Job.id).execution_options(synchronize_session=False)).first()
+        ended = session.execute(status.finish(dead & Job.cancel_requested.is_(True), JobStatus.CANCELLED)
+                                .returning(Job.id)).first()
         if ended is None:
-            ended = session.execute(
-                update(Job).where(dead, Job.attempts >= settings.max_attempts)
-                .values(status="failed", lease_token=None, finished_at=func.now(),
-                        error=f"gave up after {settings.max_attempts} attempts: each time its worker stopped "
-                              "heartbeating (killed, crashed or out of memory)")
-                .returning(Job.id).execution_options(synchronize_session=False)).first()
+            ended = session.execute(status.finish(
+                dead & (Job.attempts >= settings.max_attempts), JobStatus.FAILED,
+                f"gave up after {settings.max_attempts} attempts: each time its worker stopped heartbeating "
+                "(killed, crashed or out of memory)").returning(Job.id)).first()
         if ended is not None:
             return None
-        if session.scalar(select(Job.status).where(Job.id == job_id)) == "running":
+        if session.scalar(select(Job.status).where(Job.id == job_id)) == JobStatus.RUNNING:
             raise Busy(f"job {job_id} is running on another worker")
         return None
 
 
-def finish(lease: Lease, status: str, error: str | None) -> None:
-    """Write a terminal state (and release the lease) under the lease's fencing; a lost lease only logs."""
+def finish(lease: Lease, target: JobStatus, error: str | None) -> None:
+    """Write a finished status (and release the lease) under the lease's fencing; a lost lease only logs."""
     try:
         with session_scope() as session:
-            lease.write(session, status=status, error=error, finished_at=func.now(), lease_token=None)
+            lease.end(session, target, error)
     except LeaseLost:
-        log.warning("job %s: lease lost before it could be marked %s", lease.job_id, status)
+        log.warning("job %s: lease lost before it could be marked %s", lease.job_id, target)
+
+
+def claim_and_run(job_id: str, body: Callable[[Lease], None]) -> None:
+    """A task's whole work: claim the job, then run its body, every log line carrying the job's id."""
+    with logs.job_context(job_id):
+        try:
+            lease = claim(uuid.UUID(job_id))
+        except Busy:
+            # A duplicate delivery while a live worker runs the job: drop it. Should that worker die, its
+            # heartbeat goes stale and the reconciler (service/jobs/reconciler.py) sends the job again.
+            log.info("duplicate delivery: the job is running on another worker")
+            return
+        if lease is None:
+            log.info("nothing to do (finished, cancelled or unknown)")
+            return
+        log.info("claimed the job (attempt %d)", lease.attempt)
+        body(lease)
 
 
 def run_leased(lease: Lease, body: Callable[[Lease], None], *, stopped: type[Exception],
@@ -216,16 +232,16 @@ def run_leased(lease: Lease, body: Callable[[Lease], None], *, stopped: type[Exc
             if lease.lost.is_set():
                 log.warning("job %s: lease lost; another worker owns it now", lease.job_id)
             elif lease.cancel_requested.is_set():
-                finish(lease, "cancelled", None)
+                finish(lease, JobStatus.CANCELLED, None)
             else:
                 at = reached()
-                finish(lease, "failed", f"time limit exceeded: {f'{at} after ' if at else ''}"
-                                        f"job_time_limit_s={get_settings().job_time_limit_s:g} s")
+                finish(lease, JobStatus.FAILED, f"time limit exceeded: {f'{at} after ' if at else ''}"
+                                                f"job_time_limit_s={get_settings().job_time_limit_s:g} s")
         except (OperationalError, InterfaceError) as exc:
             log.warning("job %s: database unreachable (%s); leaving it to the reconciler", lease.job_id,
                         type(exc).__name__)
         except failures as exc:
-            finish(lease, "failed", str(exc))
+            finish(lease, JobStatus.FAILED, str(exc))
         except Exception as exc:
             log.exception("job %s failed", lease.job_id)
-            finish(lease, "failed", f"{type(exc).__name__}: {exc}")
+            finish(lease, JobStatus.FAILED, f"{type(exc).__name__}: {exc}")

@@ -21,14 +21,15 @@ from service.db.blobs import best_key, checkpoint_key
 from service.db.engine import session_scope
 from service.db.tables import Job, JobMetric, JobSnapshot, ModelVersion
 from service.evaluation import parzen
+from service.jobs.status import JobStatus
 from service.serving.images import grid_png
 from service.settings import get_settings
+from worker import figure1_store as toy_snapshot
 from worker.export import Exported, export_generator
 from worker.leases import Lease, run_leased
-from worker.training import figure1 as toy_snapshot
-from worker.training import loop as train_conv
 from worker.training.checkpoint import load_checkpoint, save_checkpoint
-from worker.training.fused import NonFiniteLoss, TrainingStopped, TrainOutcome, train
+from worker.training.hooks import NonFiniteLoss, TrainingStopped, TrainOutcome
+from worker.training.loop import train
 from worker.training.validation import ValidationScorer, ValidationUnavailable
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class DatabaseHooks:
 
 
 def run(lease: Lease) -> None:
-    """Run a claimed training job to one of succeeded / failed / cancelled (worker.lease.run_leased)."""
+    """Run a claimed training job to one of succeeded / failed / cancelled (worker.leases.run_leased)."""
     hooks: DatabaseHooks | None = None
 
     def body(lease: Lease) -> None:
@@ -119,9 +120,8 @@ def run(lease: Lease) -> None:
         if resume_bytes:
             # After a worker died or the database went away: the next claim resumes from the checkpoint.
             log.info("job %s: resuming from its checkpoint (attempt %d)", lease.job_id, lease.attempt)
-        # Figure 2d's conv nets need autograd (worker/train_conv.py); the MLPs keep the fused trainer.
-        trainer = train_conv.train if config.architecture == "conv" else train
-        outcome = trainer(config, np.asarray(splits.train), hooks, resume=resume_bytes)
+        # The loop picks the engine: config.engine (auto: the fused MLP passes where they apply, else autograd).
+        outcome = train(config, np.asarray(splits.train), hooks, resume=resume_bytes)
         if config.keep == "best":
             outcome = keep_best(lease.job_id, outcome)
         exported = export_generator(outcome.generator, config, splits.image_shape,
@@ -129,7 +129,7 @@ def run(lease: Lease) -> None:
                                      "ganserve.dataset_sha256": splits.sha256,
                                      "ganserve.job_id": str(lease.job_id)})
         version = register(lease, job.model_name, config, splits, outcome, exported)
-        # Issue 4: score the new version (commit, then enqueue). Never raises: the job has succeeded.
+        # Score the new version (commit, then enqueue). Never raises: the job has succeeded.
         parzen.queue_for_version(job.model_name, version.version)
 
     run_leased(lease, body, stopped=TrainingStopped, failures=(NonFiniteLoss, ValidationUnavailable),
@@ -171,8 +171,7 @@ def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Spli
             image_shape=list(splits.image_shape), dataset=config.dataset, dataset_sha256=splits.sha256,
             config=config.to_dict(), metrics=metrics)
         session.add(version)
-        lease.write(session, status="succeeded", progress=1.0, iteration=outcome.iterations,
-                    finished_at=func.now(), lease_token=None)
+        lease.end(session, JobStatus.SUCCEEDED, progress=1.0, iteration=outcome.iterations)
         blobs.delete(session, checkpoint_key(lease.job_id))
         blobs.delete(session, best_key(lease.job_id))
     return version

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.datasets import toys
+from models.datasets import stored, toys
 from models.datasets.base import (
     GZIP_MAGIC,
     KINDS,
@@ -169,8 +169,6 @@ STORED_CACHE_SIZE = 4
 
 def load_stored(ref: StoredRef) -> Splits:
     """The splits of a stored dataset, read once per process and version (sha256)."""
-    from models.datasets import stored
-
     with _stored_lock:
         hit = _stored_cache.get(ref.sha256)
         if hit is not None and hit.name == ref.name:

@@ -1,5 +1,5 @@
 """Figure 2d's CIFAR-10 networks (the authors' cifar10_convolutional.yaml): a "deconvolutional" generator and
-a convolutional maxout discriminator, as plain nn.Modules trained with autograd (worker/train_conv.py).
+a convolutional maxout discriminator, as plain nn.Modules trained by the autograd engine (worker/training/loop.py).
 
 G: z (B, latent) -> Linear+ReLU hidden layers, the last one sigmoid (gh0 ReLU 8000, h1 sigmoid 8000 in the
    file) -> reshape (80, 10, 10) -> 5x5 transposed convolution, stride 3, no padding -> (C, 32, 32) with an
@@ -31,6 +31,7 @@ from models.config import (
     TrainConfig,
     check_conv_shape,
 )
+from models.nets.common import derived_generator, dropout, init_uniform, logit_of_mean
 
 # (channels, pieces, kernel, padding, pool, pool stride) of D's maxout convolution layers (dh0, h1, h2).
 CONV_LAYERS: tuple[tuple[int, int, int, int, int, int], ...] = (
@@ -88,32 +89,25 @@ class ConvDiscriminator(nn.Module):
             channels = out
         self.convs = nn.ModuleList(convs)
         self.pools = pools
+        # Keep probability of each layer's input: the data, then each conv and maxout layer's output.
+        n_layers = len(CONV_LAYERS) + len(config.d_hidden) + 1
+        self.keeps = (config.d_input_keep,) + (config.d_hidden_keep,) * (n_layers - 1)
         with torch.no_grad():
             flat = self._features(torch.zeros(1, *self.image_shape)).shape[1]   # 192 * 5 * 5 for 32 x 32
         dims = (flat, *config.d_hidden)
         self.pieces = config.d_pieces
         self.hidden = nn.ModuleList(nn.Linear(a, b * self.pieces) for a, b in itertools.pairwise(dims))
         self.out = nn.Linear(dims[-1], 1)
-        n_layers = len(self.convs) + len(self.hidden) + 1
-        self.keeps = (config.d_input_keep,) + (config.d_hidden_keep,) * (n_layers - 1)
         self.input_dim = input_dim
 
     @property
     def parametrized(self) -> list[nn.Module]:
         return [*self.convs, *self.hidden, self.out]
 
-    def _drop(self, a: Tensor, i: int, rng: torch.Generator | None) -> Tensor:
-        """Dropout on layer i's input from the run's generator (so a resumed run replays the same masks)."""
-        if rng is None or self.keeps[i] >= 1.0:
-            return a
-        keep = self.keeps[i]
-        mask = torch.empty_like(a).bernoulli_(keep, generator=rng)
-        return a * mask * (1.0 / keep)
-
     def _features(self, x: Tensor, rng: torch.Generator | None = None) -> Tensor:
         a = x
         for i, (conv, (pieces, pool, stride)) in enumerate(zip(self.convs, self.pools)):
-            pre = conv(self._drop(a, i, rng))                                    # (B, out*pieces, H, W)
+            pre = conv(dropout(a, self.keeps[i], rng))                           # (B, out*pieces, H, W)
             b, _, h, w = pre.shape
             a = pre.view(b, -1, pieces, h, w).amax(2)                            # maxout over pieces
             a = F.max_pool2d(a, pool, stride, ceil_mode=True)                    # cuda-convnet rounding
@@ -124,42 +118,30 @@ class ConvDiscriminator(nn.Module):
         a = self._features(x.view(-1, *self.image_shape), rng)
         base = len(self.convs)
         for j, layer in enumerate(self.hidden):
-            pre = layer(self._drop(a, base + j, rng))
+            pre = layer(dropout(a, self.keeps[base + j], rng))
             a = pre.view(pre.shape[0], self.pieces, -1).amax(1)                  # (B, units)
-        return self.out(self._drop(a, base + len(self.hidden), rng))
-
-
-def _init_uniform(modules: list[nn.Module], irange: float, rng: torch.Generator) -> None:
-    for m in modules:
-        weight = getattr(m, "weight", None)
-        if weight is not None:
-            weight.uniform_(-irange, irange, generator=rng)
-        bias = getattr(m, "bias", None)
-        if isinstance(bias, Tensor):
-            bias.zero_()
+        return self.out(dropout(a, self.keeps[-1], rng))
 
 
 @torch.no_grad()
-def build_conv_generator(config: TrainConfig, data_mean: np.ndarray | None, output_dim: int | None = None,
-                         rng: torch.Generator | None = None) -> ConvGenerator:
-    from models.nets.mlp import derived_generator
-
+def build_conv_generator(config: TrainConfig, data_mean: np.ndarray | None,
+                         output_dim: int | None = None) -> ConvGenerator:
+    """G with the authors' init: weights U(-g_init_range, g_init_range), biases 0, the untied output bias the
+    logit of the per-pixel training mean (when g_bias_from_data and the output is a sigmoid)."""
     dim = len(data_mean) if data_mean is not None else output_dim or 3 * CONV_SIDE * CONV_SIDE
     g = ConvGenerator(config, dim)
-    _init_uniform([*g.layers, g.deconv], config.g_init_range, rng or derived_generator(config.seed, 1))
+    init_uniform([*g.layers, g.deconv], config.g_init_range, derived_generator(config.seed, 1))
     g.bias.zero_()
     if data_mean is not None and config.g_bias_from_data and config.g_output == "sigmoid":
-        mean = np.clip(np.asarray(data_mean, dtype=np.float64).reshape(g.image_shape), 1e-7, 1 - 1e-7)
-        g.bias.copy_(torch.from_numpy(np.log(mean / (1.0 - mean))))
+        g.bias.copy_(logit_of_mean(data_mean, g.image_shape))
     return g
 
 
 @torch.no_grad()
 def build_conv_discriminator(config: TrainConfig, input_dim: int) -> ConvDiscriminator:
-    from models.nets.mlp import derived_generator
-
+    """D with the authors' init: weights U(-d_init_range, d_init_range), biases 0."""
     d = ConvDiscriminator(config, input_dim)
-    _init_uniform(d.parametrized, config.d_init_range, derived_generator(config.seed, 2))
+    init_uniform(d.parametrized, config.d_init_range, derived_generator(config.seed, 2))
     return d
 
 

@@ -1,11 +1,7 @@
-"""The networks of Goodfellow et al. (2014): a ReLU/sigmoid MLP generator and a maxout discriminator.
-
-Two ways to run them:
-- the nn.Module forward (autograd, export, sampling), and
-- `GeneratorPass` / `DiscriminatorPass`: the same maths as hand-written forward and backward passes on
-  preallocated buffers, used by the training loop. They compute only the products Algorithm 1 needs (no
-  weight gradients in the step that does not update a net, no input gradient into the data) and hand
-  each weight gradient to a `Sink`, which can fuse the momentum update into the matrix product.
+"""The networks of Goodfellow et al. (2014) for any flattened data: a ReLU/sigmoid MLP generator and a maxout
+discriminator with dropout. Plain nn.Modules: the autograd engine trains them, the exporter and the API's
+samples run them; the fused engine (worker/training/fused.py) trains the same parameters with hand-written
+passes (worker/training/passes.py).
 
 Maxout layout: a hidden D layer is one Linear to pieces*units outputs ordered piece-major (row p*units + j
 is piece p of unit j), so the max over pieces is a max over `pieces` contiguous (B, units) slices. It is
@@ -14,8 +10,6 @@ pylearn2's parameterization up to a fixed permutation of the rows (same shapes, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
@@ -23,16 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models import datasets
 from models.config import TrainConfig
-
-# Flattened data dimension of each dataset, for a generator built without the data.
-DATA_DIMS: dict[str, int] = {"mnist": 784, "fashion-mnist": 784, "cifar10": 3072, "tfd": 2304, "toy-1d": 1,
-                             "toy-ring": 2, "toy-grid": 2}
-
-# sink(layer, g, a_aug, scale): the gradient of the layer's packed [W | b] is scale * g.T @ a_aug (a_aug: the
-# layer input with its constant column, see _Pass). The passes call it once they no longer need the layer's
-# weights, so it may update the layer in place (while the increment is still in cache).
-Sink = Callable[[int, Tensor, Tensor, float], None]
+from models.nets.common import derived_generator, dropout, init_uniform, logit_of_mean
 
 
 class Generator(nn.Module):
@@ -76,13 +63,13 @@ class Discriminator(nn.Module):
     def linears(self) -> list[nn.Linear]:
         return [*self.hidden, self.out]  # type: ignore[list-item]
 
-    def forward(self, x: Tensor, masks: list[Tensor] | None = None) -> Tensor:
-        """Logits (B, 1). `masks[i]` (B, n_i) 0/1 drops layer i's input; kept inputs are scaled by 1/keep.
-        Without masks: no dropout (the test-time net, as pylearn2's weight scaling gives)."""
+    def forward(self, x: Tensor, rng: torch.Generator | None = None,
+                masks: list[Tensor | None] | None = None) -> Tensor:
+        """Logits (B, 1). Dropout on every layer's input with fresh masks from `rng` (training), or with the
+        given `masks[i]` (B, n_i) of 0/1; with neither, none (the test-time net)."""
         a = x                                                    # (B, D)
         for i, layer in enumerate(self.linears):
-            if masks is not None and masks[i] is not None:
-                a = a * masks[i] * (1.0 / self.keeps[i])         # dropout on this layer's input
+            a = dropout(a, self.keeps[i], rng, masks[i] if masks is not None else None)
             if layer is self.out:
                 return layer(a)                                  # (B, 1)
             pre = layer(a).view(a.shape[0], self.pieces, -1)     # (B, pieces, units)
@@ -90,292 +77,25 @@ class Discriminator(nn.Module):
         raise AssertionError("unreachable")
 
 
-def _byte_rule(keep: float) -> tuple[int, int] | None:
-    """(t, a) with keep = t / a exactly and a <= 256 the largest multiple of keep's denominator, or None."""
-    for q in range(1, 257):
-        if abs(keep * q - round(keep * q)) < 1e-9:
-            return round(keep * (256 // q * q)), 256 // q * q
-    return None
-
-
-def _data_dim(dataset: str) -> int:
-    if dataset in DATA_DIMS:
-        return DATA_DIMS[dataset]
-    from models import datasets  # stored / newer datasets
-
-    return datasets.dim_of(dataset)
-
-
-def derived_generator(seed: int, tag: int) -> torch.Generator:
-    """A CPU generator derived from the run's seed: tag 1 G's init, 2 D's init, 3 the fixed snapshot noise."""
-    return torch.Generator().manual_seed((seed * 0x9E3779B97F4A7C15 + tag) % (2**63))
-
-
 @torch.no_grad()
-def build_generator(config: TrainConfig, data_mean: np.ndarray | None, output_dim: int | None = None) -> Generator:
+def build_mlp_generator(config: TrainConfig, data_mean: np.ndarray | None,
+                        output_dim: int | None = None) -> Generator:
     """G with the paper's init: weights U(-g_init_range, g_init_range), hidden biases 0, output bias the logit
-    of the per-pixel training mean clipped to [1e-7, 1 - 1e-7] (pylearn2's init_sigmoid_bias_from_marginals)."""
-    if config.architecture == "conv":  # Figure 2d's nets (issue 8), trained by worker/train_conv.py
-        from models.nets.conv import build_conv_generator
-        return build_conv_generator(config, data_mean, output_dim)  # type: ignore[return-value]
-    dim = len(data_mean) if data_mean is not None else output_dim or _data_dim(config.dataset)
+    of the per-pixel training mean (when g_bias_from_data and the output is a sigmoid)."""
+    dim = len(data_mean) if data_mean is not None else output_dim or datasets.dim_of(config.dataset)
     g = Generator(config, dim)
-    rng = derived_generator(config.seed, 1)
-    for layer in g.linears:
-        layer.weight.uniform_(-config.g_init_range, config.g_init_range, generator=rng)
-        layer.bias.zero_()
+    init_uniform(g.linears, config.g_init_range, derived_generator(config.seed, 1))
     if data_mean is not None and config.g_bias_from_data and config.g_output == "sigmoid":
-        mean = np.clip(np.asarray(data_mean, dtype=np.float64).reshape(-1), 1e-7, 1 - 1e-7)
-        g.linears[-1].bias.copy_(torch.from_numpy(np.log(mean / (1.0 - mean))))
+        g.linears[-1].bias.copy_(logit_of_mean(data_mean, (-1,)))
     return g
 
 
 @torch.no_grad()
-def build_discriminator(config: TrainConfig, input_dim: int) -> Discriminator:
+def build_mlp_discriminator(config: TrainConfig, input_dim: int) -> Discriminator:
     """D with the paper's init: weights U(-d_init_range, d_init_range), biases 0."""
-    if config.architecture == "conv":
-        from models.nets.conv import build_conv_discriminator
-        return build_conv_discriminator(config, input_dim)  # type: ignore[return-value]
     d = Discriminator(config, input_dim)
-    rng = derived_generator(config.seed, 2)
-    for layer in d.linears:
-        layer.weight.uniform_(-config.d_init_range, config.d_init_range, generator=rng)
-        layer.bias.zero_()
+    init_uniform(d.linears, config.d_init_range, derived_generator(config.seed, 2))
     return d
 
 
-ROW_ALIGN = 64  # bytes: rows of n + 1 numbers start on cache lines, or MKL's GEMM slows by up to a third
-
-
-def padded(rows: int, cols: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """A zeroed (rows, cols) view whose rows start every ROW_ALIGN bytes (cols + 1 columns would not)."""
-    per_line = max(1, ROW_ALIGN // dtype.itemsize)
-    stride = -(-cols // per_line) * per_line
-    return torch.zeros(rows, stride, dtype=dtype, device=device)[:, :cols]
-
-
-class _Pass:
-    """Training layout of a net's Linear layers, for the hand-written passes.
-
-    Each layer's [W | b] lives in one packed (out, in + 1) matrix P (the module's weight and bias become views
-    of it), and each layer input is kept with one extra constant column c: then a_aug @ P.T = a @ W.T + c*b,
-    so one product also adds the bias (no bias broadcast, no read of the output), and g.T @ a_aug gives
-    [dW | c * db] in one product too. With alpha the dropout scale 1/keep, c = keep makes alpha * c = 1.
-    """
-
-    def __init__(self, linears: list[nn.Linear], dtype: torch.dtype) -> None:
-        self.linears = linears
-        self.packed: list[Tensor] = []
-        for lin in linears:
-            packed = padded(lin.out_features, lin.in_features + 1, lin.weight.dtype, lin.weight.device)
-            packed[:, :-1] = lin.weight.detach()                                        # (out, in + 1)
-            packed[:, -1] = lin.bias.detach()
-            lin.weight.data, lin.bias.data = packed[:, :-1], packed[:, -1]
-            self.packed.append(packed)
-        self.dtype = dtype
-        self.copies = dtype != self.packed[0].dtype
-        self.w = [padded(*p.shape, dtype, p.device).copy_(p) if self.copies else p
-                  for p in self.packed]                                           # compute-dtype [W | b]
-        self.wt = [w.t() for w in self.w]                                         # (in + 1, out) views
-        self.w_in = [w[:, :-1] for w in self.w]                                   # W without the bias
-
-    def refresh(self) -> None:
-        """Call after the parameters change: re-round the bf16 copies."""
-        if self.copies:
-            for w, p in zip(self.w, self.packed, strict=True):
-                w.copy_(p)
-
-    def release(self) -> None:
-        """Give the module back contiguous, independent weight and bias tensors."""
-        for lin in self.linears:
-            lin.weight.data, lin.bias.data = lin.weight.data.clone(), lin.bias.data.clone()
-
-    def buf(self, *shape: int, dtype: torch.dtype | None = None) -> Tensor:
-        return torch.zeros(shape, dtype=dtype or self.dtype, device=self.packed[0].device)
-
-    def augmented(self, rows: int, n: int, c: float) -> Tensor:
-        """(rows, n + 1) layer-input buffer whose last column is the constant c."""
-        a = padded(rows, n + 1, self.dtype, self.packed[0].device)
-        a[:, n] = c
-        return a
-
-
-class GeneratorPass(_Pass):
-    """G forward on `rows` fresh noise vectors, keeping the activations its backward needs."""
-
-    def __init__(self, g: Generator, rows: int, dtype: torch.dtype) -> None:
-        super().__init__(g.linears, dtype)
-        self.sigmoid_output = g.sigmoid_output
-        # inputs[i] (m, n_i + 1): z, then each hidden output, with a column of ones (no dropout in G).
-        self.inputs = [self.augmented(rows, lin.in_features, 1.0) for lin in g.linears]
-        self.z = self.inputs[0][:, :-1]                                           # (m, latent), a view
-        self.hidden = [a[:, :-1] for a in self.inputs[1:]]                        # hidden outputs, views
-        self.out = self.buf(rows, g.output_dim)                                   # (m, D)
-        self.gin = [self.buf(rows, lin.in_features) for lin in g.linears[1:]]    # grads w.r.t. hidden outputs
-        self.gout = self.buf(rows, g.output_dim)                                  # grad w.r.t. the pre-sigmoid
-        self.x = self.out
-
-    def forward(self, out: Tensor | None = None) -> Tensor:
-        """x = G(self.z) (m, D), written into `out` if given (e.g. the fake rows of D's input buffer)."""
-        last = len(self.w) - 1
-        for i, wt in enumerate(self.wt):
-            dst = (self.out if out is None else out) if i == last else self.hidden[i]
-            torch.mm(self.inputs[i], wt, out=dst)                                 # (m, width_i), bias included
-            if i < last:
-                dst.relu_()
-            elif self.sigmoid_output:
-                dst.sigmoid_()
-        self.x = dst
-        return dst
-
-    def backward(self, dx: Tensor, sink: Sink) -> None:
-        """dx (m, D): gradient of the loss w.r.t. G's output. Weight grads of every layer go to `sink`;
-        input grads only for the hidden layers (never into z)."""
-        g = dx
-        if self.sigmoid_output:                                                   # sigmoid' = x (1 - x)
-            g = torch.ops.aten.sigmoid_backward.grad_input(dx, self.x, grad_input=self.gout)
-        for i in range(len(self.w) - 1, -1, -1):
-            if i > 0:
-                gin = torch.mm(g, self.w_in[i], out=self.gin[i - 1])             # (m, width_{i-1})
-            sink(i, g, self.inputs[i], 1.0)                                       # layer i may change now
-            if i == 0:
-                return
-            torch.ops.aten.threshold_backward.grad_input(gin, self.hidden[i - 1], 0.0, grad_input=gin)
-            g = gin                                                               # through ReLU'
-
-
-class DiscriminatorPass(_Pass):
-    """D forward with fresh dropout masks on up to `rows` inputs, and its backward."""
-
-    def __init__(self, d: Discriminator, rows: int, dtype: torch.dtype, generator: torch.Generator) -> None:
-        super().__init__(d.linears, dtype)
-        self.gen = generator
-        self.pieces, self.units, self.keeps = d.pieces, d.units, d.keeps
-        ins = [lin.in_features for lin in d.linears]
-        # inputs[i] (rows, n_i + 1): layer i's masked input (unscaled) and the constant column keep_i; the
-        # product's alpha = 1/keep_i scales the kept inputs and leaves the bias as it is.
-        self.inputs = [self.augmented(rows, n, k) for n, k in zip(ins, self.keeps, strict=True)]
-        self.masks = [self.buf(rows, n) if k < 1.0 else None for n, k in zip(ins, self.keeps, strict=True)]
-        # Dropout draws: keep entry ⇔ u < t for u uniform random bits, exactly Bernoulli(keep) when keep = t/a
-        # with a <= 256: u is a uniform byte, bytes >= a are redrawn (0.5: t/a = 128/256, 0.8: 204/255);
-        # otherwise u is a uniform int32 and t = keep * 2^32 - 2^31 (P = keep to within 2^-32).
-        rules = [_byte_rule(k) for k in self.keeps]
-        self.bits = [8 if rule else 32 for rule in rules]
-        self.thresholds = [rule if rule else (min(round(k * 2**32) - 2**31, 2**31 - 1), 0)
-                           for k, rule in zip(self.keeps, rules, strict=True)]
-        self.words = [self.buf(-(-rows * n * b // 64), dtype=torch.int64)      # 64 random bits each
-                      for n, b in zip(ins, self.bits, strict=True)]
-        self.pre = [self.buf(rows, lin.out_features) for lin in d.linears[:-1]]  # (rows, pieces*units)
-        self.h = [self.buf(rows, u) for u in self.units]                          # maxout outputs
-        self.gpre = [self.buf(rows, lin.out_features) for lin in d.linears[:-1]]
-        self.gin = [self.buf(rows, n) for n in ins]
-        self.logits = self.buf(rows, 1)
-        self.rows = 0
-        self._views: dict[int, list[_LayerRows]] = {}
-
-    def views(self, r: int) -> list[_LayerRows]:
-        """Per-layer views of the buffers for r rows, made once (slicing costs Python time every step)."""
-        if r not in self._views:
-            layers = []
-            for i, n in enumerate(lin.in_features for lin in self.linears):
-                words = self.words[i][: -(-r * n * self.bits[i] // 64)]
-                u = words.view(torch.uint8 if self.bits[i] == 8 else torch.int32)[: r * n].view(r, n)
-                mask = self.masks[i]
-                hidden = i < len(self.linears) - 1
-                pre = self.pre[i][:r] if hidden else self.logits[:r]
-                layers.append(_LayerRows(
-                    a=self.inputs[i][:r], a_in=self.inputs[i][:r, :-1], words=words, u=u,
-                    mask=mask[:r] if mask is not None else None, pre=pre, gin=self.gin[i][:r],
-                    pre3=pre.view(r, self.pieces, -1) if hidden else pre,
-                    h=self.h[i][:r] if hidden else pre, gpre=self.gpre[i][:r] if hidden else pre))
-            self._views[r] = layers
-        return self._views[r]
-
-    def draw_mask(self, i: int, r: int) -> Tensor:
-        """(r, n_i) 0/1 keep mask of layer i's input, Bernoulli(keep_i), from the run's generator."""
-        v = self.views(r)[i]
-        assert v.mask is not None
-        v.words.random_(-(2**63), None, generator=self.gen)                       # uniform over all 64 bits
-        t, a = self.thresholds[i]
-        mask = torch.lt(v.u, t, out=v.mask)
-        if 0 < a < 256:                                                           # redraw the bytes >= a
-            flat = mask.view(-1)
-            redo = torch.nonzero(v.u.reshape(-1) >= a).squeeze(1)
-            while redo.numel():
-                u = torch.randint(0, 256, (redo.numel(),), generator=self.gen, device=flat.device, dtype=torch.uint8)
-                flat[redo] = (u < t).to(flat.dtype)
-                redo = redo[u >= a]
-        return mask
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits (r, 1) of the r inputs x (r, D) with fresh dropout masks; x may be self.inputs[0][:r, :-1]."""
-        r = self.rows = x.shape[0]
-        src = x
-        last = len(self.w) - 1
-        for i, v in enumerate(self.views(r)):
-            if v.mask is not None:                                                # dropout (unscaled)
-                torch.mul(src, self.draw_mask(i, r), out=v.a_in)
-            elif src.data_ptr() != v.a_in.data_ptr() or src.stride() != v.a_in.stride():
-                v.a_in.copy_(src)
-            # (r, pieces*units) or (r, 1) = alpha * a_aug @ [W | b].T, bias included (alpha * keep = 1)
-            v.pre.addmm_(v.a, self.wt[i], beta=0.0, alpha=1.0 / self.keeps[i])
-            if i == last:
-                return v.pre
-            src = torch.amax(v.pre3, 1, out=v.h)                                  # maxout: (r, units)
-        raise AssertionError("unreachable")
-
-    def backward(self, dlogits: Tensor, sink: Sink | None, input_grad: bool) -> Tensor | None:
-        """dlogits (r, 1). Weight grads to `sink` (None: skip them, as in the G-step); returns the gradient
-        w.r.t. D's input x (r, D) if input_grad (the G-step), else stops before the first layer's input."""
-        views = self.views(self.rows)
-        g = dlogits
-        for i in range(len(self.w) - 1, -1, -1):
-            v, alpha = views[i], 1.0 / self.keeps[i]
-            last = i == 0 and not input_grad
-            if not last:                                                          # (r, n_i) = alpha g @ W_i
-                v.gin.addmm_(g, self.w_in[i], beta=0.0, alpha=alpha)
-            if sink is not None:
-                sink(i, g, v.a, alpha)                                            # layer i may change now
-            if last:
-                return None
-            if v.mask is not None:
-                v.gin.mul_(v.mask)
-            if i == 0:
-                return v.gin
-            # Maxout: the gradient goes to the winning piece (ties, ~never in fp32: to each tied piece).
-            below = views[i - 1]
-            gpre3 = below.gpre.view(below.gpre.shape[0], self.pieces, -1)         # (r, pieces, units)
-            torch.ge(below.pre3, below.h.unsqueeze(1), out=gpre3)
-            gpre3.mul_(v.gin.unsqueeze(1))
-            g = below.gpre
-        return None
-
-
-@dataclass
-class _LayerRows:
-    """Views of one D layer's buffers for a given number of rows."""
-
-    a: Tensor               # (r, n + 1) layer input with its constant column
-    a_in: Tensor            # (r, n) the input part
-    words: Tensor           # random words for the mask
-    u: Tensor               # (r, n) their bits, as uint8 or int32
-    mask: Tensor | None     # (r, n) 0/1
-    pre: Tensor             # (r, out) pre-activations (the logits for the last layer)
-    pre3: Tensor            # (r, pieces, units) view of pre
-    h: Tensor               # (r, units) maxout output
-    gin: Tensor             # (r, n) gradient w.r.t. the (masked) input
-    gpre: Tensor            # (r, out) gradient w.r.t. pre
-
-
-def parameter_count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def noise(shape: tuple[int, ...], scale: float, generator: torch.Generator, device: torch.device | str = "cpu",
-          dtype: torch.dtype = torch.float32) -> Tensor:
-    """z ~ U[-scale, scale]^shape (scale sqrt(3): unit variance)."""
-    return torch.empty(shape, dtype=dtype, device=device).uniform_(-scale, scale, generator=generator)
-
-
-__all__ = ["DATA_DIMS", "Discriminator", "DiscriminatorPass", "Generator", "GeneratorPass", "Sink",
-           "build_discriminator", "build_generator", "derived_generator", "noise", "parameter_count"]
+__all__ = ["Discriminator", "Generator", "build_mlp_discriminator", "build_mlp_generator"]

@@ -1,22 +1,19 @@
-"""API keys: `X-API-Key: …` or `Authorization: Bearer …`, checked against sha256 digests in constant time.
+"""API keys in requests: `X-API-Key: …` or `Authorization: Bearer …`, checked by service.keys.
 
-Keys are never stored or compared in plaintext: settings.api_keys holds sha256 hex digests
-(`ganserve hash-key`), and the optional plaintext settings.api_key (the laptop default) is hashed on use.
-Mutating endpoints always need a key; with no key configured they are refused, never left open.
-Read endpoints are public unless settings.read_requires_key.
+Mutating endpoints always need a key (the `ApiKey` dependency, service/api/deps.py); with no key configured
+they are refused, never left open. Read endpoints are public unless settings.read_requires_key (ReadAccess).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from typing import Annotated
 
 from fastapi import HTTPException, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.api.problems import problem
+from service.keys import accepted_hashes, key_is_valid
 from service.settings import get_settings
 
 # auto_error=False: a missing key is our 401 in the problem shape, not FastAPI's 403.
@@ -28,42 +25,19 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 PUBLIC_PREFIXES = ("/static/",)
 
 
-def key_hash(key: str) -> str:
-    """The digest stored in settings.api_keys for `key`."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_key() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def accepted_hashes() -> list[str]:
-    settings = get_settings()
-    hashes = [h.strip().lower() for h in settings.api_keys if h.strip()]
-    plain = settings.api_key.get_secret_value()
-    if plain:
-        hashes.append(key_hash(plain))
-    return hashes
-
-
-def key_is_valid(given: str | None) -> bool:
-    """True when `given` hashes to an accepted digest. Every digest is compared (no early exit), each
-    with compare_digest, so the time taken says nothing about which bytes matched."""
-    if not given:
-        return False
-    digest = key_hash(given).encode()
-    valid = False
-    for accepted in accepted_hashes():
-        valid |= hmac.compare_digest(digest, accepted.encode())
-    return valid
-
-
 def presented_key(x_api_key: str | None, authorization: str | None) -> str | None:
     if x_api_key:
         return x_api_key
     if authorization and authorization[:7].lower() == "bearer ":
         return authorization[7:].strip()
     return None
+
+
+def scope_key(scope: Scope) -> str | None:
+    """The key an ASGI request presents, read straight from its raw headers (no Request object)."""
+    headers = {k: v for k, v in scope["headers"] if k in (b"x-api-key", b"authorization")}
+    return presented_key(headers.get(b"x-api-key", b"").decode("latin-1") or None,
+                         headers.get(b"authorization", b"").decode("latin-1") or None)
 
 
 def _unauthorized() -> HTTPException:
@@ -86,8 +60,8 @@ class ReadAccess:
     static files stay public. Mutating routes check their key themselves (require_api_key), whatever this says.
 
     A pure ASGI middleware, not an app-wide dependency: FastAPI's dependency machinery cost every request
-    0.05–0.1 ms of CPU even with reads open (profiled 2026-11-24), and it keeps the OpenAPI schema from
-    claiming every read needs a key. The setting is read per request, so it can change at run time."""
+    0.05–0.1 ms of CPU even with reads open, and it keeps the OpenAPI schema from claiming every read needs
+    a key. The setting is read per request, so it can change at run time."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -95,14 +69,8 @@ class ReadAccess:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if (scope["type"] == "http" and get_settings().read_requires_key and path not in PUBLIC_PATHS
-                and not path.startswith(PUBLIC_PREFIXES)):
-            headers = {k: v for k, v in scope["headers"] if k in (b"x-api-key", b"authorization")}
-            given = presented_key(headers.get(b"x-api-key", b"").decode("latin-1") or None,
-                                  headers.get(b"authorization", b"").decode("latin-1") or None)
-            if not key_is_valid(given):
-                from service.api.problems import problem
-
-                denied = _unauthorized()
-                await problem(401, str(denied.detail), headers=denied.headers)(scope, receive, send)
-                return
+                and not path.startswith(PUBLIC_PREFIXES) and not key_is_valid(scope_key(scope))):
+            denied = _unauthorized()
+            await problem(401, str(denied.detail), headers=denied.headers)(scope, receive, send)
+            return
         await self.app(scope, receive, send)

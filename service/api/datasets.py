@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 from pydantic import BaseModel, Field
 
-from service.api.auth import require_api_key
-from service.datasets import store as dataset_store
-from service.datasets import uploads
-from service.settings import get_settings
+from service.api.deps import ApiKey, SettingsDep
+from service.datasets import store, uploads
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -34,16 +32,18 @@ class DatasetOut(BaseModel):
 @router.get("", response_model=list[DatasetOut])
 def list_datasets() -> list[dict[str, Any]]:
     """Every dataset: builtin (MNIST, Fashion-MNIST, CIFAR-10), toys, then uploads."""
-    return dataset_store.list_all()
+    return store.list_all()
 
 
 @router.get("/{name}", response_model=DatasetOut)
 def get_dataset(name: str) -> dict[str, Any]:
-    return dataset_store.get(name)
+    return store.get(name)
 
 
-@router.post("", status_code=201, response_model=DatasetOut, dependencies=[Depends(require_api_key)])
+@router.post("", status_code=201, response_model=DatasetOut)
 def upload_dataset(
+        _: ApiKey,
+        settings: SettingsDep,
         response: Response,
         name: Annotated[str, Form(description="[a-z0-9][a-z0-9_-]*, not taken")],
         archive: Annotated[UploadFile, File(description="a .zip or .tar.gz of PNG/JPEG files (folders allowed)")],
@@ -56,24 +56,23 @@ def upload_dataset(
     """Decode, resize, check and store the images as one uint8 array (sha256-pinned, in the artifact store),
     split once from `seed`. Any problem is a 422 naming the field (or 413 for too much data), and then
     nothing is stored."""
-    settings = get_settings()
     options = uploads.UploadOptions(size=size, color=color, seed=seed, valid_fraction=valid_fraction,
                                     test_fraction=test_fraction)
     uploads.check_name(name)
     uploads.check_options(options, settings)
-    dataset_store.check_free(name)
+    store.check_free(name)
     data = archive.file.read(settings.upload_max_bytes + 1)
     prepared = uploads.prepare(data, archive.filename or "archive", options, settings)
-    created = dataset_store.create(name, prepared, options)
+    created = store.create(name, prepared, options)
     response.headers["Location"] = f"/datasets/{name}"
     return created
 
 
-@router.delete("/{name}", status_code=204, dependencies=[Depends(require_api_key)])
-def delete_dataset(name: str) -> Response:
+@router.delete("/{name}", status_code=204)
+def delete_dataset(_: ApiKey, name: str) -> Response:
     """Refused (409) while a model version was trained on it or a queued/running job names it."""
     try:
-        dataset_store.delete(name)
-    except dataset_store.DatasetInUse as exc:
+        store.delete(name)
+    except store.DatasetInUse as exc:
         raise HTTPException(409, str(exc)) from exc
     return Response(status_code=204)

@@ -7,7 +7,7 @@ Events (all JSON):
   `job`      the job as GET /jobs/{id} returns it, sent when its status, progress or iteration changes
   `metrics`  a JSON list of new metric rows; `id:` is the last row's iteration (the resume cursor)
   `snapshot` {"iteration", "url"} of a new fixed-z sample grid
-  `figure1`  toy-1d jobs only: the newest Figure 1 data (see service/figure1.py), when a newer one exists
+  `figure1`  toy-1d jobs only: the newest Figure 1 data (service/evaluation/figure1.py), when a newer one exists
   `end`      the job is finished and everything has been sent; the client should close
 A comment line is sent every HEARTBEAT_S of silence so proxies keep the connection open. On reconnect the
 browser sends `Last-Event-ID` (the last metrics iteration it got): only later rows are sent again.
@@ -28,8 +28,8 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from service.api.schemas import JobOut
-from service.evaluation import figure1
-from service.jobs import store as jobs
+from service.evaluation import collapse, figure1
+from service.jobs import store
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -64,20 +64,20 @@ class Poll:
 
     @property
     def finished(self) -> bool:
-        return jobs.is_finished(self.job.status)
+        return store.is_finished(self.job.status)
 
 
 def poll(job_id: uuid.UUID, cursor: Cursor, snapshots_from: int) -> Poll:
     """One round of reads, in this order on purpose: the job row first, then metrics, then snapshots.
     The trainer writes sequentially, so a finished status read first means the later reads see every row,
     and every snapshot written before the last metric row read is seen by the snapshot query."""
-    row = jobs.get(job_id)
+    row = store.get(job_id)
     if row.iteration != cursor.warning_at:     # the warning only changes as the job moves on
-        cursor.warning, cursor.warning_at = jobs.warning(row), row.iteration
+        cursor.warning, cursor.warning_at = collapse.warning(row), row.iteration
     job = JobOut.of(row, cursor.warning)
-    rows = jobs.metrics(job_id, cursor.after)
+    rows = store.metrics(job_id, cursor.after)
     snaps = [{"iteration": s.iteration, "url": f"/jobs/{job_id}/snapshots/{s.iteration}"}
-             for s in jobs.snapshots(job_id)
+             for s in store.snapshots(job_id)
              if s.iteration >= snapshots_from and s.iteration not in cursor.snapshots_sent]
     figures = (figure1.after(job_id, cursor.figure1_after, newest_only=True)
                if job.dataset in FIGURE1_DATASETS else [])
@@ -148,7 +148,7 @@ async def stream(job_id: uuid.UUID, request: Request, after: int) -> AsyncIterat
 async def job_events(job_id: uuid.UUID, request: Request,
                      last_event_id: str | None = Header(default=None)) -> StreamingResponse:
     """Server-Sent Events for one job until it finishes: `job`, `metrics`, `snapshot`, then `end`."""
-    await to_thread.run_sync(jobs.get, job_id)  # an unknown job is a 404 problem, not an empty stream
+    await to_thread.run_sync(store.get, job_id)  # an unknown job is a 404 problem, not an empty stream
     return StreamingResponse(stream(job_id, request, parse_last_event_id(last_event_id)),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from models.config import PRESETS
+from service.datasets import store
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -30,10 +31,8 @@ def index() -> FileResponse:
 def options() -> dict[str, object]:
     """What the training form offers: each preset's dataset, iteration budget and k, and the datasets."""
     presets = {name: {"dataset": c.dataset, "iterations": c.iterations, "k": c.k} for name, c in PRESETS.items()}
-    # Issue 8: uploads too (service/dataset_store.py); kind and shape label the picker's entries.
-    from service.datasets import store as dataset_store
-
-    info = {d["name"]: {"kind": d["kind"], "image_shape": d["image_shape"]} for d in dataset_store.list_all()}
+    # Uploads too; kind and shape label the picker's entries.
+    info = {d["name"]: {"kind": d["kind"], "image_shape": d["image_shape"]} for d in store.list_all()}
     return {"presets": presets, "datasets": list(info), "dataset_info": info}
 
 

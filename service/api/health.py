@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import redis
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from service.api.deps import SettingsDep
 from service.db import engine
-from service.settings import get_settings
 
 router = APIRouter(tags=["health"])
 
@@ -18,10 +19,8 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz() -> JSONResponse:
+def readyz(settings: SettingsDep) -> JSONResponse:
     """PostgreSQL and Redis answer; 503 naming what does not."""
-    import redis
-
     checks: dict[str, str] = {}
     try:
         engine.ping()
@@ -29,7 +28,7 @@ def readyz() -> JSONResponse:
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unreachable: {type(exc).__name__}"
     try:
-        redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=2, socket_timeout=2).ping()
+        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2).ping()
         checks["broker"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["broker"] = f"unreachable: {type(exc).__name__}"

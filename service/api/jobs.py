@@ -5,29 +5,29 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
-from service.api.auth import require_api_key
-from service.api.schemas import DB_INT_MAX, MODEL_NAME, JobOut, JobRequest
+from service.api.deps import ApiKey
+from service.api.schemas import JobOut, JobRequest
 from service.db import blobs
 from service.db.engine import session_scope
-from service.db.tables import JobStatus
-from service.evaluation import curves
-from service.jobs import store as jobs
+from service.errors import NotFound
+from service.evaluation import collapse, curves, parzen
+from service.jobs import store
+from service.jobs.status import JobStatus
+from service.serving.bounds import DB_INT_MAX, MODEL_NAME
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-@router.post("", status_code=202, response_model=JobOut, dependencies=[Depends(require_api_key)])
-def create_job(body: JobRequest, response: Response,
+@router.post("", status_code=202, response_model=JobOut)
+def create_job(_: ApiKey, body: JobRequest, response: Response,
                idempotency_key: str | None = Header(default=None, max_length=200)) -> JobOut:
     """Queue a job. 202 with its Location; an `Idempotency-Key` repeat returns the first job."""
     if body.kind == "parzen":
-        from service.evaluation import parzen
-
         job, _ = parzen.submit(body.model, body.version, idempotency_key)
     else:
-        job, _ = jobs.submit_train(body.model, body.preset, body.dataset, body.overrides(), idempotency_key)
+        job, _ = store.submit_train(body.model, body.preset, body.dataset, body.overrides(), idempotency_key)
     response.headers["Location"] = f"/jobs/{job.id}"
     return JobOut.of(job)
 
@@ -36,19 +36,19 @@ def create_job(body: JobRequest, response: Response,
 def list_jobs(status: JobStatus | None = None,
               model: str | None = Query(default=None, pattern=MODEL_NAME),
               limit: int = Query(default=100, ge=1, le=1000)) -> list[JobOut]:
-    return [JobOut.of(job) for job in jobs.list_jobs(status, model, limit)]
+    return [JobOut.of(job) for job in store.list_jobs(status, model, limit)]
 
 
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: uuid.UUID) -> JobOut:
-    job = jobs.get(job_id)
-    return JobOut.of(job, jobs.warning(job))
+    job = store.get(job_id)
+    return JobOut.of(job, collapse.warning(job))
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, dependencies=[Depends(require_api_key)])
-def cancel_job(job_id: uuid.UUID) -> JobOut:
+@router.post("/{job_id}/cancel", response_model=JobOut)
+def cancel_job(_: ApiKey, job_id: uuid.UUID) -> JobOut:
     """A queued job is cancelled now; a running one at its next iteration check."""
-    return JobOut.of(jobs.cancel(job_id))
+    return JobOut.of(store.cancel(job_id))
 
 
 @router.get("/{job_id}/metrics", responses={200: {"content": {"application/json": {}, "text/csv": {},
@@ -57,8 +57,8 @@ def job_metrics(job_id: uuid.UUID, after: int = Query(default=-1, ge=-1, le=DB_I
                 format: Literal["json", "csv", "svg"] = "json") -> object:
     """The training curves: one row per logging interval (iteration, lr, losses, D(x), D(G(z)), V, JSD…);
     `format=csv` for a spreadsheet, `format=svg` for a chart of D(x) / D(G(z)), the losses and the JSD."""
-    job = jobs.get(job_id)                   # 404 for an unknown job rather than an empty list
-    rows = jobs.metrics(job_id, after)
+    job = store.get(job_id)                  # 404 for an unknown job rather than an empty list
+    rows = store.metrics(job_id, after)
     if format == "csv":
         return Response(curves.to_csv(rows), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{job_id}-metrics.csv"'})
@@ -72,15 +72,15 @@ def job_metrics(job_id: uuid.UUID, after: int = Query(default=-1, ge=-1, le=DB_I
 def job_snapshots(job_id: uuid.UUID) -> list[dict[str, object]]:
     """Sample grids from a fixed z, one per snapshot interval."""
     return [{"iteration": s.iteration, "url": f"/jobs/{job_id}/snapshots/{s.iteration}"}
-            for s in jobs.snapshots(job_id)]
+            for s in store.snapshots(job_id)]
 
 
 @router.get("/{job_id}/snapshots/{iteration}", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
 def job_snapshot(job_id: uuid.UUID, iteration: int = Path(ge=0, le=DB_INT_MAX)) -> Response:
-    snap = next((s for s in jobs.snapshots(job_id) if s.iteration == iteration), None)
+    snap = next((s for s in store.snapshots(job_id) if s.iteration == iteration), None)
     if snap is None:
-        raise jobs.NotFound(f"job {job_id} has no snapshot at iteration {iteration}")
+        raise NotFound(f"job {job_id} has no snapshot at iteration {iteration}")
     with session_scope() as session:
         png = blobs.get(session, snap.blob_key)
     return Response(png, media_type="image/png",

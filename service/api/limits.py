@@ -15,19 +15,18 @@ from collections import OrderedDict
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.auth import key_hash, key_is_valid, presented_key
+from service.api.auth import scope_key
 from service.api.problems import problem
+from service.keys import key_hash, key_is_valid
 from service.settings import get_settings
+from service.telemetry.metrics import RATE_LIMITED
 
 # Path prefixes of the endpoints that run the generator (the expensive ones).
 RATE_LIMITED_PREFIXES = ("/samples", "/interpolate")
-# POST /datasets takes archives up to settings.upload_max_bytes (service/api/datasets.py).
+# POST /datasets carries an archive of up to settings.upload_max_bytes, plus the multipart form around it.
 UPLOAD_PATH = "/datasets"
 UPLOAD_SLACK_BYTES = 1 << 20
 MAX_TRACKED_CLIENTS = 10_000
-# POST /datasets carries an archive of up to settings.upload_max_bytes, plus the multipart form around it.
-UPLOAD_PATH = "/datasets"
-UPLOAD_FRAMING_BYTES = 64 * 1024
 
 
 class BodyTooLarge(HTTPException):
@@ -135,8 +134,6 @@ class RateLimit:
             return
         wait = self.buckets.take(self.client(scope), settings.sample_rate_per_s, max(1, settings.sample_burst))
         if wait > 0:
-            from service.telemetry.metrics import RATE_LIMITED
-
             # Labelled by prefix, not path: arbitrary paths must not create new time series.
             RATE_LIMITED.labels(next(p for p in RATE_LIMITED_PREFIXES if scope["path"].startswith(p))).inc()
             retry = max(1, math.ceil(wait))
@@ -149,9 +146,7 @@ class RateLimit:
 
     @staticmethod
     def client(scope: Scope) -> str:
-        headers = dict(scope["headers"])
-        key = presented_key(headers.get(b"x-api-key", b"").decode("latin-1") or None,
-                            headers.get(b"authorization", b"").decode("latin-1") or None)
+        key = scope_key(scope)
         if key and key_is_valid(key):
             return "key:" + key_hash(key)
         host = scope.get("client") or ("unknown", 0)

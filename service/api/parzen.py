@@ -1,4 +1,4 @@
-"""/parzen: a model version's Parzen-window log-likelihood beside Table 1 of the paper (issue 4)."""
+"""/parzen: a model version's Parzen-window log-likelihood beside Table 1 of the paper."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from service.api import problems
 from service.api.schemas import JobOut, ParzenOut, ParzenPending
 from service.evaluation import parzen
+from service.jobs.status import JobStatus
 
 router = APIRouter(tags=["evaluation"])
 
@@ -36,7 +37,7 @@ def get_parzen(model: str = Query(description="model name, see GET /models"),
         return body
     field = "version" if version is not None else "model"
     last = parzen.latest_job(row)
-    if last is not None and last.status in ("failed", "cancelled"):
+    if last is not None and last.status in (JobStatus.FAILED, JobStatus.CANCELLED):
         why = f": {last.error}" if last.error else ""
         message = (f"the last Parzen evaluation of {row.name} v{row.version} (job /jobs/{last.id}) was "
                    f"{last.status}{why}; queue a new one with POST /jobs {{\"kind\": \"parzen\", \"model\": "

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from models.config import ConfigError
 from models.config_errors import explain
 from service.db.blobs import BlobCorrupt
-from service.jobs.store import BrokerUnavailable, IdempotencyConflict, NotFound
+from service.errors import BrokerUnavailable, IdempotencyConflict, InvalidParameter, NotFound, TooLarge, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +56,10 @@ def problem(status: int, detail: str, errors: list[dict[str, Any]] | None = None
 
 
 def internal_error(method: str, path: str, exc: BaseException) -> JSONResponse:
-    """The 500 for anything unhandled (sent by service.observability's middleware, which sees every
+    """The 500 for anything unhandled (sent by service/api/middleware.py's RequestContext, which sees every
     request): the trace goes to the log with the request id, never into the response."""
     log.error("unhandled %s on %s %s", type(exc).__name__, method, path, exc_info=exc)
     return problem(500, "internal server error; the X-Request-ID header identifies it in the logs")
-
-
-class InvalidParameter(ValueError):
-    """A request parameter the route checked itself; becomes a 422 naming it."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-        self.message = message
 
 
 def _body_model(request: Request) -> type[BaseModel] | None:
@@ -92,59 +83,62 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     return problem(422, detail, errors)
 
 
+# Errors of the plain code (service/errors.py) whose message is the whole answer.
+_STATUS: dict[type[Exception], int] = {NotFound: 404, IdempotencyConflict: 409, TooLarge: 413, Unavailable: 503}
+_BROKER_ERRORS = (BrokerUnavailable, BrokerError, RedisConnectionError, RedisTimeoutError)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+
+async def _plain_error(request: Request, exc: Exception) -> JSONResponse:
+    status = next(_STATUS[cls] for cls in type(exc).__mro__ if cls in _STATUS)
+    return problem(status, str(exc))
+
+
+async def _invalid_field(request: Request, exc: InvalidParameter | ConfigError) -> JSONResponse:
+    return problem(422, str(exc), [{"field": exc.field, "message": exc.message}])
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DBAPIError) and not isinstance(exc, (OperationalError, InterfaceError)) \
+            and not exc.connection_invalidated:
+        return internal_error(request.method, request.url.path, exc)  # a bug (bad SQL), not an outage
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return problem(503, "the database is unreachable; try again shortly",
+                   headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def _unstorable_value(request: Request, exc: DataError) -> JSONResponse:
+    # The safety net behind the routes' own bounds: a request value PostgreSQL cannot compare or store
+    # (an integer beyond 32 bits, a NUL character in text) is the client's error, not a 500.
+    log.info("rejected a value the database cannot take: %s", type(exc.orig).__name__)
+    return problem(422, "a value in the request is out of range: integers must fit in 32 bits and text "
+                        "may not contain NUL characters")
+
+
+async def _broker_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("broker unavailable: %s", type(exc).__name__)
+    return problem(503, "the job broker (Redis) is unreachable; nothing was queued, try again shortly",
+                   headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def _corrupt_artifact(request: Request, exc: BlobCorrupt) -> JSONResponse:
+    # Never serve bytes that fail their sha256; this is an operator problem, not the client's.
+    log.error("refusing a corrupt artifact: %s", exc)
+    return problem(500, "a stored artifact failed its integrity check and was not served")
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
-
-    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
-
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return problem(404, str(exc))
-
-    @app.exception_handler(ConfigError)
-    async def bad_config(request: Request, exc: ConfigError) -> JSONResponse:
-        return problem(422, str(exc), [{"field": exc.field, "message": exc.message}])
-
-    @app.exception_handler(InvalidParameter)
-    async def bad_parameter(request: Request, exc: InvalidParameter) -> JSONResponse:
-        return problem(422, str(exc), [{"field": exc.field, "message": exc.message}])
-
-    async def database_down(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, DBAPIError) and not isinstance(exc, (OperationalError, InterfaceError)) \
-                and not exc.connection_invalidated:
-            return internal_error(request.method, request.url.path, exc)  # a bug (bad SQL), not an outage
-        log.warning("database unavailable: %s", type(exc).__name__)
-        return problem(503, "the database is unreachable; try again shortly",
-                       headers={"Retry-After": str(RETRY_AFTER_S)})
-
-    for db_error in (DBAPIError, PoolTimeout):
-        app.add_exception_handler(db_error, database_down)  # type: ignore[arg-type]
-
-    @app.exception_handler(DataError)
-    async def unstorable_value(request: Request, exc: DataError) -> JSONResponse:
-        # The safety net behind the routes' own bounds: a request value PostgreSQL cannot compare or store
-        # (an integer beyond 32 bits, a NUL character in text) is the client's error, not a 500.
-        log.info("rejected a value the database cannot take: %s", type(exc.orig).__name__)
-        return problem(422, "a value in the request is out of range: integers must fit in 32 bits and text "
-                            "may not contain NUL characters")
-
-    async def broker_down(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("broker unavailable: %s", type(exc).__name__)
-        return problem(503, "the job broker (Redis) is unreachable; nothing was queued, try again shortly",
-                       headers={"Retry-After": str(RETRY_AFTER_S)})
-
-    for broker_error in (BrokerUnavailable, BrokerError, RedisConnectionError, RedisTimeoutError):
-        app.add_exception_handler(broker_error, broker_down)  # type: ignore[arg-type]
-
-    @app.exception_handler(IdempotencyConflict)
-    async def idempotency_conflict(request: Request, exc: IdempotencyConflict) -> JSONResponse:
-        return problem(409, str(exc))
-
-    @app.exception_handler(BlobCorrupt)
-    async def corrupt_artifact(request: Request, exc: BlobCorrupt) -> JSONResponse:
-        # Never serve bytes that fail their sha256; this is an operator problem, not the client's.
-        log.error("refusing a corrupt artifact: %s", exc)
-        return problem(500, "a stored artifact failed its integrity check and was not served")
-
+    """Answer every error the routes and the plain code raise as problem+json. Starlette picks the handler
+    of the closest class in the exception's MRO, so DataError gets its 422 before DBAPIError's 503."""
+    handlers: list[tuple[Any, Any]] = [
+        (StarletteHTTPException, _http_error), (RequestValidationError, _validation),
+        (InvalidParameter, _invalid_field), (ConfigError, _invalid_field),
+        *((cls, _plain_error) for cls in _STATUS),
+        (DBAPIError, _database_down), (PoolTimeout, _database_down), (DataError, _unstorable_value),
+        *((cls, _broker_down) for cls in _BROKER_ERRORS),
+        (BlobCorrupt, _corrupt_artifact)]
+    for exc_class, handler in handlers:
+        app.add_exception_handler(exc_class, handler)

@@ -2,7 +2,7 @@
 
 FastAPI's per-parameter machinery (`x: int = Query(...)` in the signature) re-inspects every parameter's
 annotation on every request; for /samples' seven parameters that was about a third of the framework's CPU per
-request (profiled 2026-11-24). A route that takes `request: Request` and calls `parse(Model, request)` pays
+request. A route that takes `request: Request` and calls `parse(Model, request)` pays
 one pydantic-core validation instead. The same pydantic types do the coercion, so a value is accepted or
 refused exactly as before, and a refusal is the same RequestValidationError (-> 422 problem+json naming the
 parameter). `openapi(Model)` documents the parameters as FastAPI would have, for clients and schemathesis.
@@ -24,7 +24,7 @@ def parse(model: type[QueryModel], request: Request) -> QueryModel:
     try:
         return model.model_validate(dict(request.query_params))
     except ValidationError as exc:
-        # FastAPI's location prefix, which service.errors strips when naming the field.
+        # FastAPI's location prefix, which service/api/problems.py strips when naming the field.
         raise RequestValidationError([{**e, "loc": ("query", *e["loc"])}
                                       for e in exc.errors(include_url=False)]) from None
 

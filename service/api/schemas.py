@@ -11,11 +11,9 @@ from pydantic.fields import FieldInfo
 
 from models.config import PRESETS, option_fields
 from service.db.tables import Job, ModelVersion
+from service.jobs.status import JobStatus
+from service.serving.bounds import DB_INT_MAX, MODEL_NAME
 
-MODEL_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-# Versions, iterations and other counters are PostgreSQL `integer` columns: larger values are a 422, not a
-# query the database rejects.
-DB_INT_MAX = 2**31 - 1
 Preset = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 
 
@@ -57,7 +55,7 @@ class JobOut(BaseModel):
     kind: str
     model: str
     dataset: str
-    status: str
+    status: JobStatus
     progress: float
     iteration: int
     attempts: int

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from service.evaluation import figure1
-from service.jobs import store as jobs
+from service.jobs import store
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -17,5 +17,5 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 def job_toy(job_id: uuid.UUID, after: int = Query(default=-1, ge=-1)) -> list[dict[str, Any]]:
     """One entry per snapshot iteration > `after`: {iteration, x, data_density, d, bins, g_density}.
     Empty for jobs that are not 1-D (only toy-1d training stores these)."""
-    jobs.get(job_id)  # 404 for an unknown job
+    store.get(job_id)  # 404 for an unknown job
     return figure1.after(job_id, after)

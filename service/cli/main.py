@@ -1,15 +1,18 @@
-"""The `ganserve` command. Heavy modules (torch, the benchmarks) are imported only by the subcommand that needs them."""
+"""The `ganserve` command. Each subcommand imports what only it needs (the database, the app, torch for the
+benchmarks) when it runs, so `ganserve --help` and `ganserve hash-key` start at once."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+
+from models import datasets
+from service.keys import key_hash, new_key
+from service.settings import get_settings
 
 
 def _data_fetch(args: argparse.Namespace) -> int:
-    from models import datasets
-    from service.settings import get_settings
-
     data_dir = get_settings().resolved_data_dir
     try:
         path = datasets.fetch(args.name, data_dir)
@@ -21,13 +24,13 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from service.cli.up import up
+    from service.cli.up import up  # lazy: the app, the database and the embedded servers
 
     return up(args.host, args.port, args.demo)
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from service.db.engine import migrate
+    from service.db.engine import migrate  # lazy: sqlalchemy and alembic
 
     migrate()
     print("database schema is at head")
@@ -36,8 +39,6 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _hash_key(args: argparse.Namespace) -> int:
     """Print the sha256 digest to put in GANSERVE_API_KEYS; with no key given, make a new one first."""
-    from service.api.auth import key_hash, new_key
-
     key = args.key
     if key == "-":
         key = sys.stdin.readline().strip()
@@ -49,14 +50,12 @@ def _hash_key(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import importlib
-
     module = importlib.import_module(f"bench.{args.what}")
     return int(module.main(args.rest))
 
 
 def _parzen(args: argparse.Namespace) -> int:
-    from service.cli.parzen import main
+    from service.cli.parzen import main  # lazy: the database and the stored scores
 
     return main(args)
 
@@ -105,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.func is _parzen:
-        import service.datasets.store  # noqa: F401 - registers uploaded datasets, so they are scored too
+        import service.datasets.store  # noqa: F401 - lazy; registers uploaded datasets, so they are scored too
     return int(args.func(args))
 
 

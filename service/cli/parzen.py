@@ -25,6 +25,9 @@ from typing import Any
 import numpy as np
 
 from models.parzen import PAPER_SIGMA_GRID
+from service.cli.embedded import EmbeddedPostgres
+from service.db.engine import migrate, session_scope
+from service.errors import NotFound
 from service.evaluation import parzen
 from service.settings import get_settings
 
@@ -36,8 +39,6 @@ def _database() -> Callable[[], None]:
     settings = get_settings()
     if settings.database_url:
         return lambda: None
-    from service.cli.embedded import EmbeddedPostgres
-
     already_running = (settings.home / "postgres" / "postmaster.pid").exists()
     pg = EmbeddedPostgres(settings.home)
     os.environ["GANSERVE_DATABASE_URL"] = pg.url
@@ -65,8 +66,7 @@ def render(body: dict[str, Any]) -> str:
 
 
 def _compute(row: Any, config: dict[str, Any], store: bool) -> dict[str, Any]:
-    from service.db.engine import session_scope
-    from worker.scoring import evaluate_version
+    from service.evaluation.scoring import evaluate_version  # lazy: onnxruntime, only when a score is computed
 
     with_reference = store and not parzen.has_reference(row.dataset)
     t0 = time.perf_counter()
@@ -93,9 +93,6 @@ def main(args: argparse.Namespace) -> int:
     default = parzen.is_paper_protocol(config)
     stop = _database()
     try:
-        from service.db.engine import migrate
-        from service.jobs.store import NotFound
-
         migrate()
         try:
             row = parzen.find_version(args.model, args.version)

@@ -12,6 +12,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from service.cli.embedded import EmbeddedPostgres, EmbeddedRedis
+from service.jobs.status import JobStatus
+from service.keys import new_key
 from service.settings import get_settings
 
 DEMO_JOB = {"model": "mnist", "dataset": "mnist", "preset": "quick"}
@@ -46,8 +49,6 @@ class Stack:
 def start_backing_services(stack: Stack, env: dict[str, str]) -> None:
     """Fill in GANSERVE_DATABASE_URL / GANSERVE_REDIS_URL, starting embedded servers where unset."""
     settings = get_settings()
-    from service.cli.embedded import EmbeddedPostgres, EmbeddedRedis
-
     if not settings.database_url:
         print(f"starting embedded PostgreSQL under {settings.home / 'postgres'}", flush=True)
         pg = EmbeddedPostgres(settings.home)
@@ -67,8 +68,6 @@ def ensure_api_key(env: dict[str, str]) -> str:
     plain = settings.api_key.get_secret_value()
     if plain or settings.api_keys:
         return plain
-    from service.api.auth import new_key
-
     path = settings.home / "api_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +108,7 @@ def queue_demo_job(base: str, api_key: str) -> None:
         if any(m["name"] == "mnist" for m in json.load(r)):
             return
     with urllib.request.urlopen(f"{base}/jobs?model=mnist", timeout=10) as r:
-        if any(j["status"] in ("queued", "running") for j in json.load(r)):
+        if any(j["status"] in (JobStatus.QUEUED, JobStatus.RUNNING) for j in json.load(r)):
             return
     request = urllib.request.Request(f"{base}/jobs", data=json.dumps(DEMO_JOB).encode(), method="POST",
                                      headers={"Content-Type": "application/json", "X-API-Key": api_key})

@@ -19,12 +19,12 @@ from sqlalchemy.exc import IntegrityError
 
 from models import datasets
 from models.datasets import StoredRef
-from service.api.problems import InvalidParameter
 from service.datasets.uploads import Prepared, UploadOptions
 from service.db import blobs
 from service.db.engine import session_scope
 from service.db.tables import Dataset, Job, ModelVersion
-from service.jobs.store import NotFound
+from service.errors import InvalidParameter, NotFound
+from service.jobs.status import JobStatus
 
 SOURCE_KEY = "database"
 
@@ -152,7 +152,7 @@ def delete(name: str) -> None:
             raise DatasetInUse(f"dataset {name!r} is used by model(s) {', '.join(models)}; it stays while a "
                                "model version records it")
         pending = session.scalar(select(func.count()).select_from(Job).where(
-            Job.dataset == name, Job.status.in_(("queued", "running"))))
+            Job.dataset == name, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))))
         if pending:
             raise DatasetInUse(f"dataset {name!r} is used by {pending} queued or running job(s); cancel them or "
                                "wait for them to finish")

@@ -1,7 +1,7 @@
 """POST /datasets, the work: a .zip or .tar.gz of PNG/JPEG files -> checked uint8 splits and their .npz bytes.
 
-Pure (no database): service/dataset_store.py stores what `prepare` returns. Every problem is raised before
-anything is stored, as InvalidParameter (422, naming the form field) or HTTPException 413 (too much data).
+Pure (no database): service/datasets/store.py stores what `prepare` returns. Every problem is raised before
+anything is stored, as InvalidParameter (422, naming the form field) or TooLarge (413, too much data).
 
 The archive is never extracted to disk: members are read into memory by name. Defences:
 - the archive itself is at most upload_max_bytes (413);
@@ -28,11 +28,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import HTTPException
 from PIL import Image, ImageOps
 
 from models.datasets import sha256_hex, stored
-from service.api.problems import InvalidParameter
+from service.errors import InvalidParameter, TooLarge
 from service.settings import Settings
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -86,8 +85,8 @@ def check_options(options: UploadOptions, settings: Settings) -> None:
         raise InvalidParameter("seed", f"must be an integer in 0..2^63-1; got {options.seed}")
 
 
-def _too_large(message: str) -> HTTPException:
-    return HTTPException(413, f"archive: {message}")
+def _too_large(message: str) -> TooLarge:
+    return TooLarge(f"archive: {message}")
 
 
 def _check_member_name(name: str) -> None:

@@ -63,7 +63,7 @@ def ping() -> None:
 
 
 def alembic_config():  # type: ignore[no-untyped-def]
-    from alembic.config import Config
+    from alembic.config import Config  # lazy: only processes that migrate load alembic
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -72,7 +72,7 @@ def alembic_config():  # type: ignore[no-untyped-def]
 
 def migrate() -> None:
     """`alembic upgrade head`, run by every process that starts (API, worker); idempotent."""
-    from alembic import command
+    from alembic import command  # lazy: only processes that migrate load alembic
 
     with get_engine().begin() as conn:
         # Two processes starting together must not both create the tables: serialize on an advisory lock.

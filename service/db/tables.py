@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -22,9 +22,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-FINISHED = ("succeeded", "failed", "cancelled")
-
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSONB, list[Any]: JSONB}
@@ -41,7 +38,8 @@ class Job(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSONB)
     # For evaluation jobs: which version of model_name they score.
     target_version: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    # A service.jobs.status.JobStatus value, written only by that module.
+    status: Mapped[str] = mapped_column(String(16), index=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     iteration: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from service.db.tables import Job
+from service.jobs import store
+
 THRESHOLD = 0.01        # mean D(G(z)) of a logging interval
 WINDOW = 1000           # iterations the game must have stayed lost
 LOOKBACK = 5000         # how far back the warning looks for the start of the streak
@@ -35,4 +38,11 @@ def diagnose(rows: Sequence[dict[str, float]]) -> str | None:
             f"seed")
 
 
-__all__ = ["LOOKBACK", "THRESHOLD", "WINDOW", "diagnose"]
+def warning(job: Job) -> str | None:
+    """Advice on a training job from its recent metrics, or None."""
+    if job.kind != "train" or job.iteration <= 0:
+        return None
+    return diagnose(store.metrics(job.id, max(-1, job.iteration - LOOKBACK)))
+
+
+__all__ = ["LOOKBACK", "THRESHOLD", "WINDOW", "diagnose", "warning"]

@@ -1,7 +1,7 @@
-"""Parzen-window scores (issue 4) on the API side: queue the evaluation job, read stored results, Table 1.
+"""Parzen-window scores on the API side: the protocol, queueing the evaluation job, stored results, Table 1.
 
-The work itself runs on a worker (worker/parzen_job.py); this module only touches the database and the
-broker. Torch-free: the API imports it.
+The score itself is computed by service/evaluation/scoring.py, on a worker (worker/scoring.py) or in
+`ganserve parzen`; this module only touches the database and the broker. Torch-free: the API imports it.
 
 Stored rows (table `evaluations`, kind "parzen"): one per model version (reference ""), and one per dataset
 with reference "real-train": the same estimator with the first 10,000 real training images as centres,
@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 
 from models import datasets
 from models.parzen import PAPER_SIGMA_GRID
-from service.api.problems import InvalidParameter
 from service.db.engine import session_scope
 from service.db.tables import Evaluation, Job, ModelVersion
+from service.errors import InvalidParameter, NotFound
 from service.jobs import store as jobs
+from service.jobs.status import FINISHED
+from service.serving.registry import registry
 from service.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -103,10 +105,8 @@ def find_version(model: str, version: int | None) -> ModelVersion:
             query.order_by(ModelVersion.version.desc()).limit(1)
         row = session.scalar(query)
     if row is None:
-        from service.serving.registry import registry
-
         registry.resolve(model, version)  # raises NotFound with the listing the other endpoints give
-        raise jobs.NotFound(f"model {model!r} has no version {version}")
+        raise NotFound(f"model {model!r} has no version {version}")
     return row
 
 
@@ -125,11 +125,15 @@ def dataset_problem(dataset: str) -> str | None:
         splits = datasets.load(dataset, get_settings().resolved_data_dir)
     except datasets.DatasetUnavailable:
         return None
-    missing = [name for name, part in (("validation", splits.valid), ("test", splits.test)) if part is None]
-    problem = (f"dataset {dataset!r} has no {' or '.join(missing)} split; the Parzen protocol chooses sigma "
-               f"on validation images and scores test images") if missing else None
-    _splits_checked[dataset] = problem
+    problem = _splits_checked[dataset] = split_problem(splits)
     return problem
+
+
+def split_problem(splits: datasets.Splits) -> str | None:
+    """What the protocol misses in the dataset's splits, or None."""
+    missing = [name for name, part in (("validation", splits.valid), ("test", splits.test)) if part is None]
+    return (f"dataset {splits.name!r} has no {' or '.join(missing)} split; the Parzen protocol chooses sigma "
+            f"on validation images and scores test images") if missing else None
 
 
 def check_dataset(row: ModelVersion, field: str) -> None:
@@ -168,10 +172,10 @@ def auto_key(row: ModelVersion) -> str:
 def ensure_queued(row: ModelVersion) -> Job:
     """The queued/running evaluation of `row`, or a newly queued one (idempotent under concurrency)."""
     job = latest_job(row)
-    if job is not None and job.status in ("queued", "running"):
+    if job is not None and job.status not in FINISHED:
         return job
     job, created = _new_job(row, auto_key(row))
-    if not created and job.status not in ("queued", "running"):
+    if not created and job.status in FINISHED:
         job, _ = _new_job(row, None)  # the automatic run ended without a stored score: run it again
     return job
 

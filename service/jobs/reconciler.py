@@ -3,7 +3,7 @@
 It runs as an asyncio task in every API process (service.main's lifespan), so `ganserve up` and
 docker-compose need no extra process. Several replicas are safe: each re-send is fenced by a conditional
 UPDATE of the job's updated_at (one replica wins per job per period), and a duplicate message is harmless
-anyway, because a worker must claim the job (worker/lease.py) and only one claim can succeed.
+anyway, because a worker must claim the job (worker/leases.py) and only one claim can succeed.
 
 Each pass:
 1. fails running jobs past settings.job_time_limit_s (this also fences out their worker's writes);
@@ -22,46 +22,19 @@ import asyncio
 import logging
 import uuid
 from datetime import timedelta
-from functools import lru_cache
 
-import redis
 from sqlalchemy import delete, func, select, update
 
 from service.db import blobs
 from service.db.engine import session_scope
 from service.db.tables import Blob, Job
-from service.jobs.store import enqueue
+from service.jobs.queue import enqueue, messages_in_broker
+from service.jobs.status import JobStatus, finish
 from service.settings import get_settings
 from service.telemetry import logs
+from service.telemetry.metrics import RECONCILED
 
 log = logging.getLogger(__name__)
-
-QUEUE = "celery"  # Celery's default queue; kombu stores priorities 3/6/9 under suffixed keys
-_PRIORITY_SEP = "\x06\x16"
-UNACKED = "unacked"  # kombu's hash of messages delivered to a worker but not yet acknowledged
-
-
-def queue_keys() -> list[str]:
-    return [QUEUE] + [f"{QUEUE}{_PRIORITY_SEP}{p}" for p in (3, 6, 9)]
-
-
-@lru_cache(maxsize=1)
-def broker_client() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=2, socket_timeout=5)
-
-
-def messages_in_broker() -> str:
-    """Every pending or delivered-unacked message, as one string to search for job ids (each message's
-    headers carry its args in plain text). Queues hold a message per job, so this stays small."""
-    client = broker_client()
-    pipe = client.pipeline(transaction=False)
-    for key in queue_keys():
-        pipe.lrange(key, 0, -1)
-    pipe.hvals(UNACKED)
-    chunks: list[bytes] = []
-    for result in pipe.execute():
-        chunks.extend(result)
-    return b"\n".join(chunks).decode("utf-8", "replace")
 
 
 def _seconds(value: float) -> timedelta:
@@ -71,11 +44,9 @@ def _seconds(value: float) -> timedelta:
 def fail_overdue() -> int:
     limit = get_settings().job_time_limit_s
     with session_scope() as session:
-        result = session.execute(
-            update(Job).where(Job.status == "running", Job.started_at < func.now() - _seconds(limit))
-            .values(status="failed", lease_token=None, finished_at=func.now(),
-                    error=f"time limit exceeded: the job ran longer than {limit:g} s (job_time_limit_s)")
-            .returning(Job.id).execution_options(synchronize_session=False)).all()
+        overdue = (Job.status == JobStatus.RUNNING) & (Job.started_at < func.now() - _seconds(limit))
+        error = f"time limit exceeded: the job ran longer than {limit:g} s (job_time_limit_s)"
+        result = session.execute(finish(overdue, JobStatus.FAILED, error).returning(Job.id)).all()
     for (job_id,) in result:
         with logs.job_context(job_id):
             log.warning("failed a job over its time limit")
@@ -88,7 +59,7 @@ def redispatch_stale() -> int:
     timeout = _seconds(get_settings().lease_timeout_s)
     with session_scope() as session:
         rows = session.execute(
-            update(Job).where(Job.status == "running", Job.heartbeat_at < func.now() - timeout,
+            update(Job).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < func.now() - timeout,
                               Job.updated_at < func.now() - timeout)
             .values(updated_at=func.now()).returning(Job.id, Job.kind)
             .execution_options(synchronize_session=False)).all()
@@ -103,7 +74,7 @@ def redispatch_stale() -> int:
 def redispatch_lost() -> int:
     """Queued jobs that no message in the broker names."""
     grace = _seconds(get_settings().reconcile_queued_after_s)
-    old_enough = (Job.status == "queued") & (Job.updated_at < func.now() - grace)
+    old_enough = (Job.status == JobStatus.QUEUED) & (Job.updated_at < func.now() - grace)
     with session_scope() as session:
         candidates = [job_id for (job_id,) in session.execute(select(Job.id).where(old_enough)).all()]
     if not candidates:
@@ -134,19 +105,19 @@ def drop_ended_checkpoints() -> int:
         ids = {job_id for job_id in owners.values() if job_id is not None}
         if not ids:
             return 0
-        ended = set(session.scalars(select(Job.id).where(Job.id.in_(ids),
-                                                          Job.status.in_(("failed", "cancelled")))))
+        never_resumed = Job.status.in_((JobStatus.FAILED, JobStatus.CANCELLED))
+        ended = set(session.scalars(select(Job.id).where(Job.id.in_(ids), never_resumed)))
         doomed = [key for key, job_id in owners.items() if job_id in ended]
-        deleted = session.execute(delete(Blob).where(Blob.key.in_(doomed))).rowcount if doomed else 0  # type: ignore[attr-defined]
+        if not doomed:
+            return 0
+        deleted = int(session.execute(delete(Blob).where(Blob.key.in_(doomed))).rowcount)  # type: ignore[attr-defined]
     if deleted:
         log.info("deleted %d checkpoint(s) of failed or cancelled jobs", deleted)
-    return int(deleted)
+    return deleted
 
 
 def _count(reason: str, n: int) -> None:
     if n:
-        from service.telemetry.metrics import RECONCILED
-
         RECONCILED.labels(reason).inc(n)
 
 

@@ -8,30 +8,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models import datasets
 from models.config import ConfigError, resolve
 from service.db.engine import session_scope
 from service.db.notify import CANCEL, notify
-from service.db.tables import FINISHED, Job, JobMetric, JobSnapshot
-from service.evaluation import collapse
+from service.db.tables import Job, JobMetric, JobSnapshot
+from service.errors import BrokerUnavailable, IdempotencyConflict, NotFound
+from service.jobs.queue import enqueue
+from service.jobs.status import FINISHED, JobStatus, cancel_queued, new_job
 from service.settings import get_settings
 
 log = logging.getLogger(__name__)
-
-
-class NotFound(LookupError):
-    """Something the request named does not exist; the message says what does."""
-
-
-class BrokerUnavailable(RuntimeError):
-    """The task could not be sent; the job row was taken back, so nothing was queued (→ 503)."""
-
-
-class IdempotencyConflict(ValueError):
-    """An Idempotency-Key was reused for a different request (→ 409)."""
 
 
 @dataclass(frozen=True)
@@ -42,14 +32,6 @@ class NewJob:
     config: dict[str, Any]
     target_version: int | None = None
     idempotency_key: str | None = None
-
-
-def enqueue(job_id: uuid.UUID, kind: str) -> None:
-    """Hand a committed job to Celery (here and in service.reconciler). Bounded: a broker that is down
-    raises within about a second instead of hanging the request."""
-    from worker.celery_app import PUBLISH_RETRY_POLICY, TASK_FOR_KIND, app
-
-    app.send_task(TASK_FOR_KIND[kind], args=[str(job_id)], retry=True, retry_policy=PUBLISH_RETRY_POLICY)
 
 
 def _same_request(job: Job, new: NewJob) -> Job:
@@ -73,9 +55,8 @@ def create(new: NewJob) -> tuple[Job, bool]:
         existing = find_by_idempotency_key(new.idempotency_key)
         if existing is not None:
             return _same_request(existing, new), False
-    job = Job(id=uuid.uuid4(), kind=new.kind, model_name=new.model_name, dataset=new.dataset,
-              config=new.config, target_version=new.target_version, status="queued", progress=0.0,
-              iteration=0, attempts=0, cancel_requested=False, idempotency_key=new.idempotency_key)
+    job = new_job(kind=new.kind, model_name=new.model_name, dataset=new.dataset, config=new.config,
+                  target_version=new.target_version, idempotency_key=new.idempotency_key)
     try:
         with session_scope() as session:
             session.add(job)
@@ -91,7 +72,7 @@ def create(new: NewJob) -> tuple[Job, bool]:
         log.warning("job %s: broker unreachable (%s); taking the job back", job.id, type(exc).__name__)
         with session_scope() as session:
             # Only a job nobody claimed: if the send did reach a worker after all, the job stands.
-            taken_back = session.execute(delete(Job).where(Job.id == job.id, Job.status == "queued",
+            taken_back = session.execute(delete(Job).where(Job.id == job.id, Job.status == JobStatus.QUEUED,
                                                            Job.attempts == 0)).rowcount  # type: ignore[attr-defined]
         if taken_back:
             raise BrokerUnavailable("the job broker is unreachable; nothing was queued") from exc
@@ -133,7 +114,7 @@ def get(job_id: uuid.UUID) -> Job:
     return job
 
 
-def list_jobs(status: str | None = None, model: str | None = None, limit: int = 100) -> list[Job]:
+def list_jobs(status: JobStatus | None = None, model: str | None = None, limit: int = 100) -> list[Job]:
     with session_scope() as session:
         query = select(Job).order_by(Job.created_at.desc()).limit(limit)
         if status:
@@ -145,17 +126,14 @@ def list_jobs(status: str | None = None, model: str | None = None, limit: int = 
 
 def cancel(job_id: uuid.UUID) -> Job:
     """A queued job is cancelled at once; a running one at its worker's next iteration check after the commit
-    (the worker LISTENs for the notification, and reads the flag at every heartbeat as well)."""
+    (the worker LISTENs for the notification, and reads the flag at every heartbeat as well). A finished
+    job stays as it is; an unknown one raises NotFound."""
     with session_scope() as session:
-        job = session.get(Job, job_id, with_for_update=True)
-        if job is None:
-            raise NotFound(f"no job {job_id}")
-        if job.status == "queued":
-            job.status = "cancelled"
-            job.cancel_requested = True
-        elif job.status == "running":
-            job.cancel_requested = True
-            notify(session, CANCEL, str(job_id))       # its worker hears it at commit (service/notify.py)
+        if session.execute(cancel_queued(job_id).returning(Job.id)).first() is None:
+            asked = session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+                                    .values(cancel_requested=True).returning(Job.id)).first()
+            if asked is not None:
+                notify(session, CANCEL, str(job_id))   # its worker hears it at commit (service/db/notify.py)
     return get(job_id)
 
 
@@ -167,13 +145,6 @@ def metrics(job_id: uuid.UUID, after: int = -1, limit: int = 10_000) -> list[dic
                                                        JobMetric.iteration > after)
                                .order_by(JobMetric.iteration).limit(limit))
         return [row.values for row in rows]
-
-
-def warning(job: Job) -> str | None:
-    """Advice on a training job from its recent metrics (service/collapse.py), or None."""
-    if job.kind != "train" or job.iteration <= 0:
-        return None
-    return collapse.diagnose(metrics(job.id, max(-1, job.iteration - collapse.LOOKBACK)))
 
 
 def snapshots(job_id: uuid.UUID) -> list[JobSnapshot]:

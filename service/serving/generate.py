@@ -1,8 +1,9 @@
 """What /samples and /interpolate do: validate, find the model, run it micro-batched, render the format.
 
-Rendering happens right after inference, off the event loop (service.batching picks the thread). A response
-is a pure function of (model version, its artifact's sha256, the request's parameters), hence the ETag and,
-when the version is pinned, an immutable Cache-Control.
+Rendering happens right after inference, off the event loop (service/serving/batching.py picks the thread).
+A response is a pure function of (model version, its artifact's sha256, the request's parameters), hence the
+ETag and, when the version is pinned, an immutable Cache-Control. The answer is plain data (`Generated`);
+the route turns it into an HTTP response.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from fastapi.concurrency import run_in_threadpool
-from starlette.responses import Response
+from anyio import to_thread
 
-from service.api.problems import InvalidParameter
+from service.errors import InvalidParameter
 from service.serving import images, neighbors, points
+from service.serving.bounds import DB_INT_MAX
 from service.serving.noise import METHODS, check_seed, interpolate, new_seed, parse_latent, sample_noise
 from service.serving.registry import LoadedModel, VersionInfo, registry
 from service.settings import get_settings
@@ -28,8 +30,17 @@ SAMPLE_FORMATS = {"png": "image/png", "json": "application/json", "npy": "applic
 INTERPOLATE_FORMATS = {"png": "image/png", "gif": "image/gif", "json": "application/json"}
 IMMUTABLE = "public, max-age=31536000, immutable"
 LOOP_NOISE_ROWS = 256
-MAX_VERSION = 2**31 - 1  # the column is a PostgreSQL integer
 Rendered = tuple[bytes, str]
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One answer of /samples or /interpolate: 200 with the rendered body, or 304 when the ETag matched."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+    media_type: str | None = None
 
 
 def check_choice(field: str, value: str, allowed: Any) -> str:
@@ -45,8 +56,8 @@ def check_range(field: str, value: int, low: int, high: int) -> int:
 
 
 def check_version(version: int | None) -> int | None:
-    if version is not None and not 1 <= version <= MAX_VERSION:
-        raise InvalidParameter("version", f"must be an integer in 1..{MAX_VERSION}, or omitted for the latest; "
+    if version is not None and not 1 <= version <= DB_INT_MAX:
+        raise InvalidParameter("version", f"must be an integer in 1..{DB_INT_MAX}, or omitted for the latest; "
                                           f"got {version}")
     return version
 
@@ -54,7 +65,7 @@ def check_version(version: int | None) -> int | None:
 async def model_for(name: str, version: int | None) -> LoadedModel:
     """The fast path is a dict lookup; a miss (first use, unknown name) goes to the database off the loop."""
     model = registry.cached(name, version)
-    return model if model is not None else await run_in_threadpool(registry.get, name, version)
+    return model if model is not None else await to_thread.run_sync(registry.get, name, version)
 
 
 # json.dumps builds a new encoder on every call that passes `default`; this one is built once.
@@ -75,17 +86,13 @@ def matches(if_none_match: str | None, etag: str) -> bool:
 
 
 async def respond(model: LoadedModel, z: np.ndarray, render: Callable[[np.ndarray], Rendered],
-                  headers: dict[str, str], cheap: bool) -> Response:
+                  headers: dict[str, str], cheap: bool) -> Generated:
     body, media_type = await asyncio.wrap_future(model.generate(z, render, cheap))
-    return Response(body, media_type=media_type, headers=headers)
-
-
-def not_modified(headers: dict[str, str]) -> Response:
-    return Response(status_code=304, headers=headers)
+    return Generated(200, headers, body, media_type)
 
 
 async def samples(name: str, n: int, seed: int | None, version: int | None, fmt: str, with_neighbors: bool,
-                  if_none_match: str | None = None) -> Response:
+                  if_none_match: str | None = None) -> Generated:
     check_range("n", n, 1, get_settings().max_samples)
     check_choice("format", fmt, SAMPLE_FORMATS)
     check_version(version)
@@ -93,16 +100,16 @@ async def samples(name: str, n: int, seed: int | None, version: int | None, fmt:
         check_seed("seed", seed)
     model = await model_for(name, version)
     info = model.info
-    points.check_format(info, fmt, "samples")  # toys: points, not images (service/points.py)
+    points.check_format(info, fmt, "samples")  # toys: points, not images (service/serving/points.py)
     chosen = seed if seed is not None else new_seed()
     headers = {"X-Seed": str(chosen), "X-Model-Version": str(info.version),
                "ETag": etag_of(info, "samples", chosen, n, fmt, with_neighbors),
                "Cache-Control": cache_control(version, seed is not None)}
     if matches(if_none_match, headers["ETag"]):
-        return not_modified(headers)
+        return Generated(304, headers)
     # Drawing 1024 x 100 numbers takes a millisecond: large draws leave the event loop.
     z = sample_noise(info, n, chosen) if n <= LOOP_NOISE_ROWS else \
-        await run_in_threadpool(sample_noise, info, n, chosen)
+        await to_thread.run_sync(sample_noise, info, n, chosen)
     return await respond(model, z, lambda x: render_samples(info, chosen, z, x, fmt, with_neighbors),
                          headers, cheap=fmt != "json" and not with_neighbors)
 
@@ -151,7 +158,7 @@ def render_samples(info: VersionInfo, seed: int, z: np.ndarray, x: np.ndarray, f
 
 
 async def interpolation(name: str, z0: str, z1: str, steps: int, version: int | None, method: str,
-                        fmt: str, if_none_match: str | None = None) -> Response:
+                        fmt: str, if_none_match: str | None = None) -> Generated:
     check_range("steps", steps, 2, get_settings().max_interpolation_steps)
     check_choice("method", method, METHODS)
     check_choice("format", fmt, INTERPOLATE_FORMATS)
@@ -167,7 +174,7 @@ async def interpolation(name: str, z0: str, z1: str, steps: int, version: int | 
                                method, fmt),
                "Cache-Control": IMMUTABLE if version is not None else "no-cache"}
     if matches(if_none_match, headers["ETag"]):
-        return not_modified(headers)
+        return Generated(304, headers)
     meta = {"model": info.name, "version": info.version, "method": method, "steps": steps,
             "z0_seed": seed0, "z1_seed": seed1, "image_shape": list(info.image_shape)}
     return await respond(model, path, lambda x: render_interpolation(info, meta, path, x, fmt),

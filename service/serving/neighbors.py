@@ -12,9 +12,9 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-from fastapi import HTTPException
 
 from models import datasets
+from service.errors import Unavailable
 from service.settings import get_settings
 
 _norms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -37,8 +37,8 @@ def training_set(dataset: str) -> tuple[np.ndarray, np.ndarray]:
                 train = datasets.load(dataset, get_settings().resolved_data_dir).train
             except datasets.DatasetError as exc:
                 # The request is fine; this server lacks the data. 503 says "not here, not now".
-                raise HTTPException(503, f"neighbors=true needs the {dataset!r} training set on the server: "
-                                         f"{exc}") from exc
+                raise Unavailable(f"neighbors=true needs the {dataset!r} training set on the server: "
+                                  f"{exc}") from exc
             sq = np.einsum("ij,ij->i", train, train, dtype=np.float32)
             cached = _norms[dataset] = (train, sq)
     return cached

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from service.api.problems import InvalidParameter
+from service.errors import InvalidParameter
 
 # A seed a client can give or be given: it must fit in a signed 64-bit, header-friendly integer.
 MAX_SEED = 2**63 - 1

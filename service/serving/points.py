@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from models import datasets
-from service.api.problems import InvalidParameter
+from service.errors import InvalidParameter
 
 POINT_FORMATS = {"samples": ("json", "npy"), "interpolate": ("json",)}
 

@@ -9,7 +9,6 @@ the hot path never touches the database.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -22,17 +21,15 @@ import numpy as np
 import onnxruntime as ort
 from sqlalchemy import select
 
-from service.api.schemas import MODEL_NAME
 from service.db import blobs
 from service.db.engine import session_scope
 from service.db.tables import ModelVersion
-from service.jobs.store import NotFound
+from service.errors import NotFound
 from service.serving.batching import MicroBatcher
-from service.serving.noise import MAX_SEED, new_seed, sample_noise
+from service.serving.bounds import MODEL_NAME
+from service.serving.runtime import providers, usable_cores
 from service.settings import Settings, get_settings
 from service.telemetry.metrics import observe_inference
-
-__all__ = ["MAX_SEED", "LoadedModel", "Registry", "VersionInfo", "new_seed", "registry", "sample_noise"]
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +50,6 @@ class VersionInfo:
         c, h, w = row.image_shape
         return cls(row.name, row.version, row.latent_dim, dict(row.noise), (c, h, w), row.dataset,
                    row.artifact_key, row.artifact_sha256)
-
-
-def providers() -> list[str]:
-    """CUDA when onnxruntime-gpu is installed (it lists the provider), always CPU as the fallback."""
-    available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # honours taskset / container CPU sets
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
 
 
 def make_session(onnx_bytes: bytes, settings: Settings) -> ort.InferenceSession:

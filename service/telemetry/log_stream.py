@@ -1,8 +1,8 @@
 """A stream handler that writes routine log lines in batches: the API's request log without a write(2) per request.
 
-The API logs one INFO line per request. Written one by one, that line's write(2) (and flush) was the largest
-single cost left on the request path: ~0.1 ms of CPU per /samples request in the serving benchmark
-(2026-11-24), more than formatting the line. nginx's `access_log ... buffer= flush=` makes the same trade:
+The API logs one INFO line per request. Written one by one, that line's write(2) (and flush) is the largest
+single cost left on the request path: ~0.1 ms of CPU per /samples request in `ganserve bench serve`, more
+than formatting the line. nginx's `access_log ... buffer= flush=` makes the same trade:
 INFO and DEBUG lines wait at most `flush_s` (or until MAX_PENDING_LINES are waiting); a WARNING or worse is
 written at once, after the lines held before it, so the order is kept. logging.shutdown flushes at exit; a
 process killed outright loses at most the last `flush_s` of routine lines.

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from service.settings import get_settings
 from service.telemetry.log_stream import BatchedStreamHandler
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -101,9 +102,7 @@ def configure(json_lines: bool | None = None, level: int = logging.INFO, flush_s
     """Route the root logger, uvicorn's and Celery's through one handler on stderr. Idempotent.
 
     flush_s > 0 (the API: settings.log_flush_s) writes INFO and DEBUG lines in batches at most that far apart
-    (service/log_stream.py); 0 writes every line at once."""
-    from service.settings import get_settings
-
+    (service/telemetry/log_stream.py); 0 writes every line at once."""
     use_json = get_settings().json_logs if json_lines is None else json_lines
     logging.setLogRecordFactory(_record_with_ids)
     handler: logging.Handler = (BatchedStreamHandler(sys.stderr, flush_s) if flush_s > 0
@@ -119,7 +118,7 @@ def configure(json_lines: bool | None = None, level: int = logging.INFO, flush_s
     root.addHandler(handler)
     root.setLevel(level)
     # uvicorn installs its own plain handlers before importing the app: send its lines through ours. Its
-    # access log is replaced by service.observability's request log (which has the request id).
+    # access log is replaced by service/api/context.py's request log (which has the request id).
     for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers.clear()

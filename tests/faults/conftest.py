@@ -69,7 +69,7 @@ class ApiProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - the process writes to it until stop()
+        self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(self.port),
              "--timeout-graceful-shutdown", "3"],

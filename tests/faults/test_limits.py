@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from service.api.auth import key_hash
+from service.keys import key_hash
 from service.settings import get_settings
 
 JOB = {"model": "limits", "preset": "quick", "iterations": 1}

@@ -144,7 +144,7 @@ def test_unknown_job_is_a_404_problem(api: httpx.Client) -> None:
 
 
 def test_toy_jobs_stream_figure_1(api: httpx.Client) -> None:
-    from worker.training import figure1 as toy_snapshot
+    from worker import figure1_store as toy_snapshot
 
     rng = np.random.default_rng(0)
     data = rng.normal(4.0, 0.5, size=(5000, 1))

@@ -39,7 +39,7 @@ def test_torch_callables_wrap_the_real_networks() -> None:
 
     torch = pytest.importorskip("torch")
     from models.config import PRESETS
-    from models.nets.mlp import build_discriminator, build_generator
+    from models.nets import build_discriminator, build_generator
     from worker.training.figure1 import torch_callables
 
     config = PRESETS["toy-1d"]

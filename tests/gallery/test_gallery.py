@@ -285,7 +285,7 @@ def test_figure_1_is_redrawn_live_for_a_toy_job(desktop: Page, stack: None) -> N
     import numpy as np
 
     from tests.gallery.test_events import add_rows, finish, make_job
-    from worker.training import figure1 as toy_snapshot
+    from worker import figure1_store as toy_snapshot
 
     data = np.random.default_rng(0).normal(4.0, 0.5, size=(5000, 1))
     job_id = make_job(dataset="toy-1d", iterations=300)

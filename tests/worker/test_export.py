@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from models.config import PRESETS, TrainConfig
-from models.nets.mlp import Generator, build_generator
+from models.nets import build_generator
+from models.nets.mlp import Generator
 from worker import export as export_module
 from worker.export import ExportMismatch, export_generator, read_metadata, rebuild_generator, run_onnx
 

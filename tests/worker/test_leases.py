@@ -12,6 +12,7 @@ from service.db.engine import session_scope
 from service.db.notify import CANCEL
 from service.db.tables import Job
 from service.jobs import store as jobs
+from service.jobs.status import JobStatus
 from service.settings import get_settings
 from worker.leases import claim, finish
 
@@ -30,7 +31,7 @@ def test_a_cancel_reaches_the_running_job_within_a_poll_not_a_heartbeat(stack: N
     job_id = uuid.uuid4()
     with session_scope() as session:
         session.add(Job(id=job_id, kind="train", model_name="lease-cancel", dataset="mnist",
-                        config={"preset": "quick"}, status="queued", progress=0.0, iteration=0, attempts=0,
+                        config={"preset": "quick"}, status=JobStatus.QUEUED, progress=0.0, iteration=0, attempts=0,
                         cancel_requested=False))
     lease = claim(job_id)
     assert lease is not None
@@ -52,4 +53,4 @@ def test_a_cancel_reaches_the_running_job_within_a_poll_not_a_heartbeat(stack: N
     while _listening(job_id) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert _listening(job_id) == 0
-    finish(lease, "cancelled", None)                                  # as run_leased would
+    finish(lease, JobStatus.CANCELLED, None)                          # as run_leased would

@@ -12,8 +12,8 @@ A state is a dict of plain values and tensors:
                     from this one generator, so there is no separate dropout RNG)
   device            the device type the run's generator lives on ("cpu", "cuda"): its state only fits a
                     generator of that type (restore_rng)
-  minibatches       the data order's permutation and position in it (worker/minibatches.py); absent in
-                    checkpoints written before it, which drew with replacement
+  minibatches       the data order's permutation and position in it (worker/training/minibatches.py);
+                    absent in checkpoints written before it, which drew with replacement
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from models.config import LEGACY_VALUES, TrainConfig
-from models.nets.mlp import derived_generator
+from models.nets.common import derived_generator
 from worker.training.minibatches import Minibatches
 
 log = logging.getLogger(__name__)

@@ -7,13 +7,18 @@ GANSERVE_WORKER_CONCURRENCY equal to its GPU count runs one job on each. CPU oth
 
 from __future__ import annotations
 
-import billiard.process  # type: ignore[import-untyped]
+import sys
+
 import torch
 
 
 def pool_index() -> int:
-    """This process's index in the worker's pool (0 outside a pool, e.g. `ganserve bench` or a test)."""
-    return int(getattr(billiard.process.current_process(), "index", 0) or 0)
+    """This process's index in the worker's pool (0 outside a pool, e.g. `ganserve bench` or a test).
+
+    A pool process has billiard loaded already (Celery's prefork pool is billiard's), so training does not
+    import it: it runs where Celery is not installed."""
+    process = sys.modules.get("billiard.process")
+    return int(getattr(process.current_process(), "index", 0) or 0) if process is not None else 0
 
 
 def training_device(device: str = "auto") -> torch.device:

@@ -1,23 +1,17 @@
-"""The paper's Figure 1, recorded during a toy-1d run: data density, G's density and D(x) on one x-axis.
+"""The paper's Figure 1 of a toy-1d run: data density, G's density and D(x) on one x-axis.
 
-At each snapshot the trainer calls `record(...)`; it evaluates G on many fresh z (a histogram needs far more
-samples than the fixed-z grid has) and D on an x grid, and stores one small JSON blob (service/figure1.py
-names it) in the same transaction style as the PNG snapshots. The gallery streams it as a `figure1` event.
-The maths is numpy on callables, so it is tested without torch; only `torch_callables` touches torch.
+`compute` evaluates G on many fresh z (a histogram needs far more samples than the fixed-z grid has) and D on
+an x grid; the job stores the result at each snapshot (worker/figure1_store.py) and the gallery streams it as
+a `figure1` event. The maths is numpy on callables, so it is tested without torch; only `torch_callables`
+touches torch.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-from service.db import blobs
-from service.db.engine import session_scope
-from service.evaluation import figure1
 
 Array = np.ndarray
 GRID_POINTS = 161
@@ -71,21 +65,11 @@ def compute(iteration: int, generate: Callable[[Array], Array], discriminate: Ca
             "d": rounded(d), "bins": rounded(edges), "g_density": rounded(g_density)}
 
 
-def store(job_id: uuid.UUID, fig: dict[str, Any], write_guard: Callable[[Any], None] | None = None) -> None:
-    """One blob per iteration; `write_guard(session)` (e.g. the lease's fenced write) runs in the same
-    transaction, so a worker that lost its job stores nothing."""
-    with session_scope() as session:
-        if write_guard is not None:
-            write_guard(session)
-        blobs.put(session, figure1.blob_key(job_id, fig["iteration"]),
-                  json.dumps(fig, separators=(",", ":")).encode(), "application/json")
-
-
 def torch_callables(generator: Any, discriminator: Any) -> tuple[Callable[[Array], Array],
                                                                   Callable[[Array], Array]]:
-    """numpy wrappers around models.nets' G (z -> x) and D (x -> logit, turned into D(x) = sigmoid),
+    """numpy wrappers around G (models/nets) (z -> x) and D (x -> logit, turned into D(x) = sigmoid),
     without gradients. D is called without dropout masks: the test-time net, as the paper's figure shows."""
-    import torch
+    import torch  # lazy: compute() is numpy alone, and so are the callers that only draw figures
 
     def wrap(module: Any, post: Callable[[Any], Any]) -> Callable[[Array], Array]:
         def run(a: Array) -> Array:
@@ -98,27 +82,4 @@ def torch_callables(generator: Any, discriminator: Any) -> tuple[Callable[[Array
     return wrap(generator, lambda x: x), wrap(discriminator, torch.sigmoid)
 
 
-_data_cache: dict[str, Array] = {}
-
-
-def training_data(dataset: str) -> Array:
-    """The run's training split, loaded once per worker process (the KDE subsamples it anyway)."""
-    if dataset not in _data_cache:
-        from models import datasets
-        from service.settings import get_settings
-
-        _data_cache[dataset] = np.asarray(datasets.load(dataset, get_settings().resolved_data_dir).train)
-    return _data_cache[dataset]
-
-
-def record(lease: Any, iteration: int, generator: Any, discriminator: Any, config: Any) -> None:
-    """The one call a 1-D run makes per snapshot: compute Figure 1 and store it, fenced by the job's lease
-    (worker.lease.Lease) so a worker that lost the job writes nothing. `config` is the run's TrainConfig."""
-    from sqlalchemy import func
-
-    from models.datasets.toys import true_density
-
-    generate, discriminate = torch_callables(generator, discriminator)
-    fig = compute(iteration, generate, discriminate, training_data(config.dataset), config.latent_dim,
-                  -config.noise_scale, config.noise_scale, seed=iteration, density=true_density(config.dataset))
-    store(lease.job_id, fig, lambda session: lease.write(session, heartbeat_at=func.now()))
+__all__ = ["BINS", "GRID_POINTS", "compute", "kde", "torch_callables", "x_range"]

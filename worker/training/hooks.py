@@ -1,5 +1,5 @@
-"""What a trainer (worker/train.py, worker/train_conv.py) reports to its job (worker/training_job.py):
-the hooks it calls, the metrics row it logs, its outcome and the errors that end it."""
+"""What the training loop (worker/training/loop.py) reports to its job (worker/train_job.py): the hooks it
+calls, the metrics row it logs, its outcome and the errors that end it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 from torch import nn
 
 from models.config import TrainConfig
-from models.nets.mlp import Generator
 
 SNAPSHOT_SAMPLES = 64   # images in each progress grid, drawn from one fixed z per run
 
@@ -33,11 +32,13 @@ class TrainHooks(Protocol):
     # iteration's metrics row, which on_metrics receives next.
     def on_score(self, iteration: int, generator: nn.Module) -> dict[str, float]: ...
     def should_stop(self) -> bool: ...
+    # Optional, for 1-D data: on_figure1(iteration, generator, discriminator) at each snapshot, to draw the
+    # paper's Figure 1 (worker/training/figure1.py); the loop calls it when the hooks have it.
 
 
 @dataclass
 class TrainOutcome:
-    generator: Generator          # eval mode, fp32, on CPU (the conv trainer's ConvGenerator works alike)
+    generator: nn.Module          # G (models/nets): eval mode, fp32, on CPU, without gradients
     iterations: int               # completed iterations (including those before a resume)
     metrics: dict[str, float]     # the last metrics row ({} if no iteration ran)
     seconds: float                # wall time of this call

@@ -1,12 +1,21 @@
-"""Algorithm 1 for the conv nets of Figure 2d (models/conv_nets.py), with autograd.
+"""Algorithm 1 of Goodfellow et al. (2014): the training loop, and its steps written with autograd.
 
-worker/train.py trains the MLPs with hand-written passes over Linear layers; convolutions need autograd, so
-architecture == "conv" runs here (worker/training_job.py picks). The contract is the same as train.train:
-the same hooks, metrics rows, snapshot grids, checkpoint format (worker/checkpoint.py) and errors, and the
-same order of random draws from one seeded torch.Generator (per D-step: minibatch indices, z, D's masks; per
-G-step: z, the masks), so a resumed run continues bit-identically on CPU.
+Each iteration (config.update "alternating", the default): k D-steps, each on a fresh minibatch of data and
+fresh z, ascending ½[log D(x) + log(1 − D(G(z)))]; then one G-step on fresh z, ascending log D(G(z))
+(non-saturating, §3) or descending log(1 − D(G(z))) (minimax). D runs with dropout in both steps.
+"simultaneous" is the authors' released code instead (AdversaryCost2): one dropout forward pass of a data
+minibatch and G(z) gives both nets' gradients, G's taken through D before D moves, and both step.
 
-Updates, schedules, hooks and metrics rows are the ones train.py uses (worker/optim.py, worker/hooks.py).
+`train` is the loop: the schedules (worker/training/optim.py), the steps of an engine
+(worker/training/engine.py: AutogradEngine below for any architecture, or FusedEngine, worker/training/fused.py,
+the MLP nets' hand-written passes; config.uses_fused_engine picks), and what it reports to the job through
+its hooks (worker/training/hooks.py) at the configured intervals.
+
+Metrics: d_loss, g_loss, d_real, d_fake, value, jsd are AVERAGES over the steps of the logging interval
+(d_* and value from the D-steps' forward passes, g_loss from the G-steps'; accumulated on the device and
+read when logged); lr and momentum are those of the interval's last iteration; it_per_s is measured over the
+interval. Losses are checked for NaN/inf after every iteration on CPU (every log_every on a GPU, where a
+check waits for the device).
 """
 
 from __future__ import annotations
@@ -14,15 +23,18 @@ from __future__ import annotations
 import math
 import os
 import time
+from contextlib import AbstractContextManager
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
 
 from models.config import TrainConfig
-from models.nets.mlp import build_discriminator, build_generator, derived_generator, noise
-from worker.training.checkpoint import load_checkpoint, restore_stream, run_checkpoint
+from models.nets.common import derived_generator, noise
 from worker.training.device import training_device
+from worker.training.engine import Engine
+from worker.training.fused import FusedEngine
 from worker.training.hooks import (
     SNAPSHOT_SAMPLES,
     NonFiniteLoss,
@@ -31,124 +43,169 @@ from worker.training.hooks import (
     TrainOutcome,
     metrics_row,
 )
-from worker.training.minibatches import Minibatches
-from worker.training.optim import Adam, Momentum, learning_rate, momentum, optimizer
+from worker.training.optim import apply_gradients, learning_rate, max_col_norm, momentum, optimizer
 
 
-def _update(opt: Momentum | Adam, grads: tuple[torch.Tensor, ...], lr: float, mu: float) -> None:
-    opt.begin(lr, mu)
-    for i, grad in enumerate(grads):
-        opt.apply(i, grad)
-    opt.step()
+class AutogradEngine(Engine):
+    """Algorithm 1's steps on the nn.Modules of models/nets, with autograd: any architecture. Each step draws
+    its data and z, runs the nets forward, takes the loss's gradients and updates one net (or both)."""
+
+    def __init__(self, config: TrainConfig, data: np.ndarray, device: torch.device, resume: bytes | None) -> None:
+        super().__init__(config, data, device, resume)
+        self.x_all = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(device)   # (N, D)
+        self.g_params, self.d_params = list(self.g.parameters()), list(self.d.parameters())
+        self.set_optimizers(optimizer(self.g_params, config), optimizer(self.d_params, config))
+        self.d_linears = [layer for layer in self.d.modules() if isinstance(layer, nn.Linear)]
+
+    def draw_z(self) -> Tensor:
+        """Fresh z (m, latent) ~ U[-s, s]^latent, from the run's generator."""
+        s = self.config.noise_scale
+        return torch.empty(self.m, self.config.latent_dim, device=self.device).uniform_(-s, s, generator=self.rng)
+
+    def autocast(self) -> AbstractContextManager[None]:
+        """bf16 products where config.bf16 (weights, gradients and updates stay fp32), else a no-op."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16)
+
+    def d_step(self, lr: float, mu: float) -> None:
+        x = self.x_all[self.batches.next()]                         # (m, D) the next minibatch
+        z = self.draw_z()                                           # (m, latent)
+        with self.autocast():
+            with torch.no_grad():
+                fake = self.g(z)                                    # (m, D); G does not move in the D-step
+            logits = self.d(torch.cat([x, fake]), rng=self.rng).float()   # (2m, 1): real rows, then fake
+        loss = self.d_loss(logits)
+        grads = torch.autograd.grad(loss, self.d_params)            # D's gradients; none reach G
+        apply_gradients(self.d_opt, grads, lr, mu)
+        max_col_norm(self.d_linears, self.config.d_max_col_norm)
+
+    def g_step(self, lr: float, mu: float) -> None:
+        z = self.draw_z()                                           # (m, latent) fresh z
+        with self.autocast():
+            logits = self.d(self.g(z), rng=self.rng).float()        # (m, 1) through D with fresh dropout
+        loss = self.g_loss(logits)
+        grads = torch.autograd.grad(loss, self.g_params)            # G's only: D's are never computed
+        apply_gradients(self.g_opt, grads, lr, mu)
+
+    def joint_step(self, lr: float, mu: float) -> None:
+        x = self.x_all[self.batches.next()]                         # (m, D)
+        z = self.draw_z()                                           # (m, latent)
+        with self.autocast():
+            logits = self.d(torch.cat([x, self.g(z)]), rng=self.rng).float()    # (2m, 1)
+        d_loss, g_loss = self.d_loss(logits), self.g_loss(logits[self.m:])
+        g_grads = torch.autograd.grad(g_loss, self.g_params, retain_graph=True)   # through D before D moves
+        d_grads = torch.autograd.grad(d_loss, self.d_params)
+        apply_gradients(self.g_opt, g_grads, lr, mu)
+        apply_gradients(self.d_opt, d_grads, lr, mu)
+        max_col_norm(self.d_linears, self.config.d_max_col_norm)
+
+    def d_loss(self, logits: Tensor) -> Tensor:
+        """D's loss ½[-log D(x) - log(1 - D(G(z)))] from its logits (2m, 1) on m real rows, then m fake ones;
+        the step's values join the interval's statistics."""
+        m = self.m
+        nll_real = F.softplus(-logits[:m]).mean()                   # -log D(x) = softplus(-l)
+        nll_fake = F.softplus(logits[m:]).mean()                    # -log(1 - D(G(z))) = softplus(l)
+        with torch.no_grad():
+            p = torch.sigmoid(logits)                               # D(x) rows, then D(G(z)) rows
+            self.stats.d += torch.stack([nll_real, p[:m].mean(), nll_fake, p[m:].mean()]).view(2, 2)
+        self.stats.d_steps += 1
+        return 0.5 * (nll_real + nll_fake)
+
+    def g_loss(self, logits: Tensor) -> Tensor:
+        """G's loss from D's logits (m, 1) on its samples: -log D(G(z)) (non-saturating) or log(1 - D(G(z)))
+        (minimax); it joins the interval's statistics."""
+        loss = F.softplus(-logits).mean() if self.config.objective == "non-saturating" \
+            else -F.softplus(logits).mean()
+        self.stats.g += loss.detach()
+        self.stats.g_steps += 1
+        return loss
 
 
 def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: bytes | None = None,
           device: str = "auto") -> TrainOutcome:
-    """Run Algorithm 1 on `data` (N, C*32*32) float32 until config.iterations (continuing `resume`)."""
+    """Run Algorithm 1 on `data` (N, D) float32 until config.iterations (continuing `resume` if given)."""
     started = time.monotonic()
     dev = training_device(device)
     if dev.type == "cpu":
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     if data.ndim != 2 or len(data) < 1:
         raise ValueError(f"training data must be (N, D) with N >= 1, got shape {data.shape}")
-    n, dim, m = data.shape[0], data.shape[1], config.batch_size
-    gnet = build_generator(config, np.asarray(np.mean(data, axis=0, dtype=np.float64))).to(dev)
-    dnet = build_discriminator(config, dim).to(dev)
-    g_params, d_params = list(gnet.parameters()), list(dnet.parameters())
-    g_opt, d_opt = optimizer(g_params, config), optimizer(d_params, config)
-    rng = torch.Generator(device=dev).manual_seed(config.seed)
-    batches = Minibatches(config.data_order, n, m, rng, dev)
-    start = 0
-    if resume is not None:
-        state = load_checkpoint(resume, config, (n, dim))
-        gnet.load_state_dict(state["generator"])
-        dnet.load_state_dict(state["discriminator"])
-        g_opt.load_state_dict(state["opt_g"])
-        d_opt.load_state_dict(state["opt_d"])
-        restore_stream(rng, batches, state, config.seed)
-        start = int(state["iteration"])
-    x_all = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(dev)         # (N, D)
-    fixed_z = noise((SNAPSHOT_SAMPLES, config.latent_dim), config.noise_scale,
-                    derived_generator(config.seed, 3)).to(dev)
-    s = config.noise_scale
-    real = torch.cat([torch.ones(m, 1, device=dev), torch.zeros(m, 1, device=dev)])     # D's targets
-    acc = torch.zeros(5, device=dev)       # sums: -log D(x), -log(1-D(G(z))), D(x), D(G(z)), g_loss
-    steps = [0, 0]
-    last_row: dict[str, float] = {}
-    last_log_t, last_log_it, last_ckpt = time.monotonic(), start, time.monotonic()
-
-    def autocast() -> torch.autocast:
-        """bf16 products where config.bf16 (weights, gradients and updates stay fp32), else a no-op."""
-        return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.bf16)
-
-    def d_step(lr: float, mu: float) -> None:
-        idx = batches.next()
-        z = torch.empty(m, config.latent_dim, device=dev).uniform_(-s, s, generator=rng)
-        with autocast():
-            with torch.no_grad():
-                fake = gnet(z)                                        # G is not updated in the D-step
-            logits = dnet(torch.cat([x_all[idx], fake]), rng).float()    # (2m, 1) real rows, then fake
-        nll = F.softplus(logits * (1.0 - 2.0 * real))                # -log D(x), -log(1 - D(G(z)))
-        loss = 0.5 * (nll[:m].mean() + nll[m:].mean())               # D ascends the value: descends this
-        _update(d_opt, torch.autograd.grad(loss, d_params), lr, mu)
-        with torch.no_grad():
-            p = torch.sigmoid(logits)
-            acc[:4] += torch.stack([nll[:m].mean(), nll[m:].mean(), p[:m].mean(), p[m:].mean()])
-        steps[0] += 1
-
-    def g_step(lr: float, mu: float) -> None:
-        z = torch.empty(m, config.latent_dim, device=dev).uniform_(-s, s, generator=rng)
-        with autocast():
-            logits = dnet(gnet(z), rng).float()                       # D with fresh dropout, not updated
-        loss = F.softplus(-logits).mean() if config.objective == "non-saturating" \
-            else -F.softplus(logits).mean()                           # -log D(G(z)) or log(1 - D(G(z)))
-        # Only G's gradients: D's weight gradients are never computed in the G-step.
-        _update(g_opt, torch.autograd.grad(loss, g_params), lr, mu)
-        acc[4] += loss.detach()
-        steps[1] += 1
-
-    def checkpoint(done: int) -> bytes:
-        return run_checkpoint(config, (n, dim), done, gnet, dnet, g_opt, d_opt, rng, batches)
-
-    done = start
-    for it in range(start, config.iterations):
+    engine: Engine = (FusedEngine if config.uses_fused_engine else AutogradEngine)(config, data, dev, resume)
+    report = _Reports(config, engine, hooks)
+    for it in range(engine.start, config.iterations):
         if hooks.should_stop():
             raise TrainingStopped(f"stopped before iteration {it + 1}")
         lr, mu = learning_rate(config, it), momentum(config, it)
-        for _ in range(config.k):
-            d_step(lr, mu)
-        g_step(lr, mu)
-        done = it + 1
-        final = done == config.iterations
-        sums = acc.tolist()
-        if not all(math.isfinite(v) for v in sums):
-            raise NonFiniteLoss(f"a loss became non-finite at iteration {done}; the run diverged "
-                                f"(try a smaller lr or another seed)")
-        if done % config.log_every == 0 or final:
-            now = time.monotonic()
-            last_row = metrics_row(config, done, lr, mu, sums, steps[0], steps[1],
-                                   (done - last_log_it) / max(now - last_log_t, 1e-9))
-            if config.score_every and (done % config.score_every == 0 or final):    # a multiple of log_every
-                gnet.eval()
-                last_row = {**last_row, **hooks.on_score(done, gnet)}
-                gnet.train()
-            hooks.on_metrics(last_row)
-            acc.zero_()
-            steps[0] = steps[1] = 0
-            last_log_t, last_log_it = time.monotonic(), done                # it/s leaves the scoring out
-        if done % config.snapshot_every == 0 or final:
-            gnet.eval()
-            with torch.no_grad():
-                hooks.on_snapshot(done, gnet(fixed_z).clamp(0.0, 1.0).cpu().numpy())
-            gnet.train()
-        if not final and time.monotonic() - last_ckpt >= config.checkpoint_seconds:
-            hooks.on_checkpoint(done, checkpoint(done))
-            last_ckpt = time.monotonic()
-    gnet.eval()
-    for p in gnet.parameters():
-        p.requires_grad_(False)
-    return TrainOutcome(generator=gnet.float().cpu(), iterations=done, metrics=last_row,  # type: ignore[arg-type]
+        if config.update == "simultaneous":
+            engine.joint_step(lr, mu)
+        else:
+            for _ in range(config.k):
+                engine.d_step(lr, mu)
+            engine.g_step(lr, mu)
+        report.after(it + 1, lr, mu)
+    return TrainOutcome(generator=engine.finish(), iterations=report.done, metrics=report.last_row,
                         seconds=time.monotonic() - started)
 
 
-__all__ = ["train"]
+class _Reports:
+    """What the loop hands its hooks after each iteration, each at its interval: the finiteness check, metrics
+    rows (with validation scores), snapshots and checkpoints."""
+
+    def __init__(self, config: TrainConfig, engine: Engine, hooks: TrainHooks) -> None:
+        self.config, self.engine, self.hooks = config, engine, hooks
+        self.done = engine.start
+        self.last_row: dict[str, float] = {}
+        self.check_every = 1 if engine.device.type == "cpu" else config.log_every   # a check waits for the device
+        # The snapshots' z: the same in every snapshot and across resumes, so grids show only G moving.
+        self.fixed_z = noise((SNAPSHOT_SAMPLES, config.latent_dim), config.noise_scale,
+                             derived_generator(config.seed, 3)).to(engine.device)
+        self.log_t = self.checkpoint_t = time.monotonic()
+        self.log_it = engine.start
+
+    def after(self, done: int, lr: float, mu: float) -> None:
+        self.done, config = done, self.config
+        final = done == config.iterations
+        if done % self.check_every == 0 or final:
+            self.check_finite()
+        if done % config.log_every == 0 or final:
+            self.log(lr, mu, final)
+        if done % config.snapshot_every == 0 or final:
+            self.snapshot()
+        if not final and time.monotonic() - self.checkpoint_t >= config.checkpoint_seconds:
+            self.hooks.on_checkpoint(done, self.engine.checkpoint(done))
+            self.checkpoint_t = time.monotonic()
+
+    def check_finite(self) -> None:
+        nll_real, nll_fake, _, _, g_loss = self.engine.stats.sums()
+        for name, value in (("d_loss", nll_real + nll_fake), ("g_loss", g_loss)):
+            if not math.isfinite(value):
+                where = f"iteration {self.done}" if self.check_every == 1 else \
+                    f"iterations {self.done - self.check_every + 1}..{self.done}"
+                raise NonFiniteLoss(f"{name} became {value} at {where}; the run diverged "
+                                    f"(try a smaller lr or another seed)")
+
+    def log(self, lr: float, mu: float, final: bool) -> None:
+        stats, config, now = self.engine.stats, self.config, time.monotonic()
+        row = metrics_row(config, self.done, lr, mu, stats.sums(), stats.d_steps, stats.g_steps,
+                          (self.done - self.log_it) / max(now - self.log_t, 1e-9))
+        if config.score_every and (self.done % config.score_every == 0 or final):    # a multiple of log_every
+            g = self.engine.generator()
+            g.eval()
+            row = {**row, **self.hooks.on_score(self.done, g)}
+            g.train()
+        self.hooks.on_metrics(row)
+        self.last_row = row
+        stats.reset()
+        self.log_t, self.log_it = time.monotonic(), self.done             # it/s leaves the scoring out
+
+    def snapshot(self) -> None:
+        g = self.engine.generator()
+        g.eval()
+        with torch.no_grad():
+            samples = g(self.fixed_z).float().cpu().numpy()                 # (64, D)
+        self.hooks.on_snapshot(self.done, samples)
+        if self.engine.data_shape[1] == 1 and hasattr(self.hooks, "on_figure1"):   # 1-D toys: Figure 1
+            self.hooks.on_figure1(self.done, g, self.engine.discriminator())
+        g.train()
+
+
+__all__ = ["AutogradEngine", "train"]

@@ -1,4 +1,4 @@
-"""The optimizers and schedules of both trainers (worker/train.py, worker/train_conv.py).
+"""The update rules and schedules of both engines (worker/training/loop.py, worker/training/fused.py).
 
 pylearn2's SGD: lr divided by lr_decay after every update (ExponentialDecay), momentum ramped per epoch
 (MomentumAdjustor), the update inc = mu*inc - lr*grad; theta += inc. Or Adam, for the quick presets.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from models.config import TrainConfig
 
@@ -31,7 +31,7 @@ def momentum(config: TrainConfig, update: int) -> float:
     """SGD: pylearn2's MomentumAdjustor(start=1, saturate=momentum_saturate_epoch). Its counter is the number
     of on_monitor calls so far, and pylearn2's Train monitors once before the first epoch too: during epoch
     e (0-based, update // epoch_size) the counter is e + 1, so alpha = clamp(e / (saturate - 1), 0, 1) and
-    mu = (1 - alpha) start + alpha end: 0.5 in epoch 1, 0.7 from epoch 250 on (1-based), as the issue says.
+    mu = (1 - alpha) start + alpha end: 0.5 in epoch 1, 0.7 from epoch 250 on (1-based), the authors' schedule.
     Adam: beta1 (reported only)."""
     if config.optimizer != "sgd":
         return config.adam_betas[0]
@@ -41,8 +41,8 @@ def momentum(config: TrainConfig, update: int) -> float:
 
 
 def _zeros_as(p: Tensor, dtype: torch.dtype | None = None) -> Tensor:
-    """Zeros with p's strides: the passes pad each row to a cache line (models.nets.padded), which zeros_like
-    would not keep."""
+    """Zeros with p's strides: the fused passes pad each row to a cache line (worker/training/passes.py's
+    padded), which zeros_like would not keep."""
     return torch.empty_strided(p.size(), p.stride(), dtype=dtype or p.dtype, device=p.device).zero_()
 
 
@@ -66,9 +66,9 @@ class Momentum:
     """pylearn2's momentum rule, exactly: inc = mu*inc - lr*grad; theta += inc, per parameter tensor.
 
     begin(lr, mu) once per update, then each tensor's gradient goes in by apply() (a gradient tensor), or by
-    sink() (the passes of models.nets: the gradient of a packed [W | b] is scale * g.T @ a, and the first half
-    of the rule is fused into that product: addmm with beta=mu, alpha=-lr*scale; the second follows at once,
-    layer by layer, while the increment is still in cache). step() ends the update."""
+    sink() (the fused passes, worker/training/passes.py: the gradient of a packed [W | b] is scale * g.T @ a,
+    and the first half of the rule is fused into that product: addmm with beta=mu, alpha=-lr*scale; the second
+    follows at once, layer by layer, while the increment is still in cache). step() ends the update."""
 
     def __init__(self, params: Sequence[Tensor]) -> None:
         self.params = params
@@ -106,28 +106,30 @@ class Momentum:
 
 
 class Adam:
-    """torch.optim.Adam(lr, betas), no decay. Gradients go into .grad by apply() or sink() (as Momentum);
-    step() applies them."""
+    """torch.optim.Adam(lr, betas), no decay. Gradients go in by apply() or sink() (as Momentum); step()
+    applies them."""
 
     def __init__(self, params: Sequence[Tensor], config: TrainConfig) -> None:
         self.params = params
-        for p in params:
-            p.grad = _zeros_as(p)
+        # torch's fused Adam reads each tensor as numel() consecutive numbers, which the rows of the passes'
+        # padded layout are not: it steps the whole padded rows, whose padding has zero gradients and stays 0.
+        self.whole = [_whole_rows(p) for p in params]
+        self.grads: list[Tensor] = []                           # each parameter's gradient, a view of .grad
+        for w, p in zip(self.whole, params, strict=True):
+            w.grad = torch.zeros_like(w)
+            self.grads.append(w.grad[:, :p.shape[1]] if w is not p else w.grad)
         self.low = _LowPrecisionGrads(params)
         # fused: one C++ kernel per step (no per-tensor Python loop, no MKL-VML sqrt calls).
-        self.opt = torch.optim.Adam(params, lr=config.lr, betas=config.adam_betas, fused=True)
+        self.opt = torch.optim.Adam(self.whole, lr=config.lr, betas=config.adam_betas, fused=True)
 
     def begin(self, lr: float, mu: float) -> None:
         pass
 
     def apply(self, i: int, grad: Tensor) -> None:
-        target = self.params[i].grad
-        assert target is not None
-        target.copy_(grad)
+        self.grads[i].copy_(grad)
 
     def sink(self, layer: int, g: Tensor, a: Tensor, scale: float) -> None:
-        grad = self.params[layer].grad
-        assert grad is not None
+        grad = self.grads[layer]
         if g.dtype == grad.dtype:
             grad.addmm_(g.t(), a, beta=0.0, alpha=scale)
         else:
@@ -140,12 +142,46 @@ class Adam:
         return self.opt.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        # Moments saved in a padded parameter's own (rows, cols) shape go into its whole rows, zero-padded.
+        for i, w in enumerate(self.whole):
+            moments = state["state"].get(i, {})
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in moments and moments[key].shape != w.shape:
+                    whole = moments[key].new_zeros(w.shape)
+                    whole[:, :moments[key].shape[1]] = moments[key]
+                    moments[key] = whole
         self.opt.load_state_dict(state)
 
 
+def _whole_rows(p: Tensor) -> Tensor:
+    """p, or for a padded (rows, cols) view (worker/training/passes.py's padded) the (rows, row stride) tensor
+    it is the left part of."""
+    if p.is_contiguous():
+        return p
+    assert p.dim() == 2 and p.stride(1) == 1, "only row-padded matrices are laid out with gaps"
+    return p.as_strided((p.shape[0], p.stride(0)), (p.stride(0), 1))
+
+
 def optimizer(params: Sequence[Tensor], config: TrainConfig) -> Momentum | Adam:
-    """config.optimizer's rule over `params` (a trainer's packed layers or a module's parameters)."""
+    """config.optimizer's rule over `params` (the fused passes' packed layers or a module's parameters)."""
     return Momentum(params) if config.optimizer == "sgd" else Adam(params, config)
 
 
-__all__ = ["Adam", "Momentum", "learning_rate", "momentum", "optimizer"]
+def apply_gradients(opt: Momentum | Adam, grads: Sequence[Tensor], lr: float, mu: float) -> None:
+    """One update of every tensor of `opt`, from its gradient (in the order of opt's parameters)."""
+    opt.begin(lr, mu)
+    for i, grad in enumerate(grads):
+        opt.apply(i, grad)
+    opt.step()
+
+
+def max_col_norm(linears: Sequence[nn.Linear], limit: float | None) -> None:
+    """pylearn2's max_col_norm: rescale each unit's incoming weight vector (a row of W (out, in)) whose L2 norm
+    exceeds `limit`, after every update of D."""
+    if limit is not None:
+        for lin in linears:
+            w = lin.weight.data
+            w.mul_((limit / w.norm(dim=1, keepdim=True).clamp_min(1e-30)).clamp_max(1.0))
+
+
+__all__ = ["Adam", "Momentum", "apply_gradients", "learning_rate", "max_col_norm", "momentum", "optimizer"]

@@ -198,7 +198,7 @@ def test_served_samples_match_the_torch_generator(client) -> None:  # type: igno
     """The paper's MNIST generator exported by the worker's exporter, served, compared with torch to 1e-5."""
     torch = pytest.importorskip("torch")
     from models.config import resolve
-    from models.nets.mlp import build_generator
+    from models.nets import build_generator
     from service.serving.noise import sample_noise
     from worker.export import export_generator
 
@@ -295,9 +295,10 @@ def test_unknown_model_and_version_are_404_listing_known_ones(client: Any, model
     assert "known versions" in problem["detail"] and str(model.version) in problem["detail"]
 
 
-def test_the_fast_path_answers_as_the_route_does(client, model) -> None:  # type: ignore[no-untyped-def]
-    """GET /samples is answered by service.api.samples.SamplesFastPath; the route itself must give the same
-    status, headers and bytes, and the request must be labelled with the route in the metrics."""
+def test_the_endpoint_answers_as_the_app_does(client, model) -> None:  # type: ignore[no-untyped-def]
+    """GET /samples's endpoint is called with the bare Request (service.api.samples.RequestRoute): on its own
+    it must give the same status, headers and bytes as the app, and the request must be labelled with the
+    route in the metrics."""
     import asyncio
 
     from starlette.requests import Request
@@ -308,32 +309,32 @@ def test_the_fast_path_answers_as_the_route_does(client, model) -> None:  # type
     scope = {"type": "http", "method": "GET", "path": "/samples", "query_string": query, "root_path": "",
              "headers": [(b"if-none-match", b'"nope"')]}
     routed = asyncio.run(samples_api.samples(Request(scope)))
-    fast = client.get(f"/samples?{query.decode()}", headers={"If-None-Match": '"nope"'})
-    assert fast.status_code == routed.status_code == 200
-    assert fast.content == routed.body
+    served = client.get(f"/samples?{query.decode()}", headers={"If-None-Match": '"nope"'})
+    assert served.status_code == routed.status_code == 200
+    assert served.content == routed.body
     wanted = {k.decode(): v.decode() for k, v in routed.raw_headers}
-    assert {k: fast.headers[k] for k in wanted} == wanted
+    assert {k: served.headers[k] for k in wanted} == wanted
     assert 'route="/samples"' in client.get("/metrics").text
 
 
-def test_the_fast_path_answers_successes_once_and_hands_errors_over(client, model, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """A success is answered by SamplesFastPath alone; an error raised there is answered by the route, which
-    re-raises it (the app's 422 naming the parameter) without running the request again."""
-    from service.api import samples as samples_api
+def test_a_request_runs_once_and_its_errors_are_the_apps(client, model, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The sampling work runs once per request, a success as an error; an error raised there is answered by the
+    app's handlers (the 422 naming the parameter)."""
+    from service.serving import generate
 
     outcomes: list[str] = []
-    original = samples_api.samples
+    original = generate.samples
 
-    async def counted(request):  # type: ignore[no-untyped-def]
+    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         try:
-            response = await original(request)
+            response = await original(*args, **kwargs)
         except Exception:
             outcomes.append("raised")
             raise
         outcomes.append("answered")
         return response
 
-    monkeypatch.setattr(samples_api, "samples", counted)             # only the fast path looks it up by name
+    monkeypatch.setattr(generate, "samples", counted)                # the route looks it up on the module
     assert client.get("/samples", params={"model": MODEL, "n": 2, "seed": 1}).status_code == 200
     assert outcomes == ["answered"]
     problem = _problem(client.get("/samples", params={"model": MODEL, "n": 0}), 422)

@@ -1,19 +1,19 @@
-"""Figure 2d's conv nets (models/conv_nets.py) and their autograd trainer (worker/train_conv.py): the authors'
-shapes, the preset's validation, Algorithm 1's contract (metrics, snapshots, exact resume) and ONNX export."""
+"""Figure 2d's conv nets (models/nets/conv.py), trained by the autograd engine (worker/training/loop.py): the
+authors' shapes, the preset's validation, Algorithm 1's contract (metrics, snapshots, exact resume) and ONNX
+export."""
 
 from __future__ import annotations
-
 
 import numpy as np
 import pytest
 import torch
 
 from models.config import PRESETS, ConfigError, TrainConfig, resolve
+from models.nets import build_discriminator, build_generator
 from models.nets.conv import ConvDiscriminator, ConvGenerator
-from models.nets.mlp import build_discriminator, build_generator
 from worker.export import export_generator, read_metadata, run_onnx
-from worker.training import loop as train_conv
-from worker.training.fused import TrainingStopped
+from worker.training import loop
+from worker.training.hooks import TrainingStopped
 
 
 def tiny(**overrides: object) -> TrainConfig:
@@ -101,10 +101,10 @@ def test_grayscale_32x32_is_allowed() -> None:
 def test_algorithm_1_contract_and_exact_resume(monkeypatch: pytest.MonkeyPatch) -> None:
     # A clock that jumps 10 s per reading: a checkpoint is due after every iteration.
     ticks = iter(range(0, 10**9, 10))
-    monkeypatch.setattr(train_conv.time, "monotonic", lambda: float(next(ticks)))
+    monkeypatch.setattr(loop.time, "monotonic", lambda: float(next(ticks)))
     config = tiny(checkpoint_seconds=1.0)
     full = Recorder()
-    outcome = train_conv.train(config, data(), full, device="cpu")
+    outcome = loop.train(config, data(), full, device="cpu")
     assert outcome.iterations == 4 and [r["iteration"] for r in full.rows] == [2.0, 4.0]
     assert {"d_loss", "g_loss", "d_real", "d_fake", "value", "jsd", "lr", "momentum"} <= set(full.rows[0])
     assert [it for it, _ in full.snapshots] == [2, 4] and full.snapshots[0][1].shape == (64, 3072)
@@ -117,18 +117,18 @@ def test_algorithm_1_contract_and_exact_resume(monkeypatch: pytest.MonkeyPatch) 
             saved.append((iteration, blob))
 
     with pytest.raises(TrainingStopped):
-        train_conv.train(config, data(), Saver(stop_after=2), device="cpu")
+        loop.train(config, data(), Saver(stop_after=2), device="cpu")
     assert saved[-1][0] == 2
-    resumed = train_conv.train(config, data(), Recorder(), resume=saved[-1][1], device="cpu")
+    resumed = loop.train(config, data(), Recorder(), resume=saved[-1][1], device="cpu")
     assert resumed.iterations == 4
     for p, q in zip(outcome.generator.parameters(), resumed.generator.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
 
 
 def test_bf16_flag_runs_the_products_in_bf16() -> None:
-    fp32 = train_conv.train(tiny(), data(), Recorder(), device="cpu")
+    fp32 = loop.train(tiny(), data(), Recorder(), device="cpu")
     hooks = Recorder()
-    bf16 = train_conv.train(tiny(bf16=True), data(), hooks, device="cpu")
+    bf16 = loop.train(tiny(bf16=True), data(), hooks, device="cpu")
     assert all(np.isfinite(v) for row in hooks.rows for v in row.values())
     assert all(p.dtype == torch.float32 for p in bf16.generator.parameters())      # fp32 master weights
     # Same seed, same draws: only the rounding of the products differs, and it must show.
@@ -138,7 +138,7 @@ def test_bf16_flag_runs_the_products_in_bf16() -> None:
 
 def test_exports_to_onnx_like_the_others() -> None:
     config = tiny(iterations=1, log_every=1, snapshot_every=1)
-    outcome = train_conv.train(config, data(), Recorder(), device="cpu")
+    outcome = loop.train(config, data(), Recorder(), device="cpu")
     exported = export_generator(outcome.generator, config, (3, 32, 32), {"ganserve.dataset": "cifar10"})
     assert exported.max_abs_diff <= 1e-5
     meta = read_metadata(exported.onnx)

@@ -1,112 +1,139 @@
-"""One training iteration of the hand-written passes equals the same maths done by autograd.
+"""The two engines compute the same steps: from the same state and the same random draws, one iteration of the
+fused engine (hand-written passes) and one of the autograd engine (the nn.Modules) leave the same parameters.
 
-The fast path's draws (the data rows and z it fed G and D, D's dropout masks) are recorded, then replayed
-through the nn.Modules with autograd and pylearn2's momentum rule: G's and D's parameters must agree.
+The fused engine's draws (the minibatch rows, z, D's dropout masks) are recorded as it steps, then replayed
+into the autograd engine; both are driven through the step interface the loop uses (worker/training/engine.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from models.config import TrainConfig
-from models.nets import mlp as nets
-from models.nets.mlp import build_discriminator, build_generator
-from tests.worker.training.test_fused import Recorder, tiny
+from models.nets.mlp import Discriminator
+from tests.worker.training.test_fused import tiny
 from worker.training.checkpoint import load_checkpoint
-from worker.training.fused import train
+from worker.training.engine import Engine
+from worker.training.fused import FusedEngine
+from worker.training.loop import AutogradEngine
 from worker.training.optim import learning_rate, momentum
 
+CPU = torch.device("cpu")
 
-def _record(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
-    """Wrap the passes' forwards to log ("z", z) and ("d", x, masks) in call order."""
+
+def _record(monkeypatch: pytest.MonkeyPatch, engine: FusedEngine) -> list[tuple[str, Any]]:
+    """Log ("rows", indices), ("z", z) and ("masks", D's masks) in the order the engine draws them."""
     log: list[tuple[str, Any]] = []
-    g_forward, d_forward = nets.GeneratorPass.forward, nets.DiscriminatorPass.forward
+    next_rows, draw_z, d_forward = engine.batches.next, engine.draw_z, engine.dp.forward
 
-    def g(self: nets.GeneratorPass, out: torch.Tensor | None = None) -> torch.Tensor:
-        log.append(("z", self.z.clone()))
-        return g_forward(self, out)
+    def rows() -> torch.Tensor:
+        idx = next_rows()
+        log.append(("rows", idx.clone()))
+        return idx
 
-    def d(self: nets.DiscriminatorPass, x: torch.Tensor) -> torch.Tensor:
-        x_in = x.clone()                                          # forward masks its input in place
-        logits = d_forward(self, x)
-        log.append(("d", x_in, [m[: len(x_in)].clone() if m is not None else None for m in self.masks]))
+    def z() -> None:
+        draw_z()
+        log.append(("z", engine.gp.z.clone()))
+
+    def d(x: torch.Tensor) -> torch.Tensor:
+        logits = d_forward(x)
+        log.append(("masks", [m[: len(x)].clone() if m is not None else None for m in engine.dp.masks]))
         return logits
 
-    monkeypatch.setattr(nets.GeneratorPass, "forward", g)
-    monkeypatch.setattr(nets.DiscriminatorPass, "forward", d)
+    monkeypatch.setattr(engine.batches, "next", rows)
+    monkeypatch.setattr(engine, "draw_z", z)
+    monkeypatch.setattr(engine.dp, "forward", d)
     return log
 
 
-def _momentum_step(module: torch.nn.Module, incs: list[torch.Tensor], lr: float, mu: float) -> None:
-    with torch.no_grad():
-        for p, inc in zip(module.parameters(), incs, strict=True):
-            assert p.grad is not None
-            inc.mul_(mu).add_(p.grad, alpha=-lr)                  # inc = mu inc - lr grad; theta += inc
-            p.add_(inc)
-            p.grad = None
+def _replay(monkeypatch: pytest.MonkeyPatch, engine: AutogradEngine, log: list[tuple[str, Any]]) -> None:
+    """Make the engine take its draws from `log` instead of its generator."""
+    draws: Iterator[tuple[str, Any]] = iter(log)
+
+    def take(kind: str) -> Any:
+        got, value = next(draws)
+        assert got == kind, (got, kind)                         # the engines draw in the same order
+        return value
+
+    d = engine.d
+    assert isinstance(d, Discriminator)
+    monkeypatch.setattr(engine.batches, "next", lambda: take("rows"))
+    monkeypatch.setattr(engine, "draw_z", lambda: take("z"))
+    monkeypatch.setattr(d, "forward", lambda x, rng=None: Discriminator.forward(d, x, masks=take("masks")))
 
 
-def _reference(config: TrainConfig, data: np.ndarray, log: list[tuple[str, Any]]) -> tuple[dict, dict]:
-    """G's and D's parameters after one iteration, by autograd, from the recorded draws."""
-    g = build_generator(config, data.astype(np.float64).mean(0))
-    d = build_discriminator(config, data.shape[1])
-    g_inc = [torch.zeros_like(p) for p in g.parameters()]
-    d_inc = [torch.zeros_like(p) for p in d.parameters()]
-    lr, mu, m = learning_rate(config, 0), momentum(config, 0), config.batch_size
-    calls = iter(log)
-
-    def d_loss(logits: torch.Tensor) -> torch.Tensor:                # ½[-log D(x) - log(1 - D(G(z)))]
-        return 0.5 * (F.softplus(-logits[:m]).mean() + F.softplus(logits[m:]).mean())
-
+def _iteration(engine: Engine, config: TrainConfig) -> None:
+    lr, mu = learning_rate(config, 0), momentum(config, 0)
     if config.update == "simultaneous":
-        (_, z), (_, x, masks) = next(calls), next(calls)
-        fake = g(z)
-        logits = d(torch.cat([x[:m], fake]), masks)
-        g_loss = F.softplus(-logits[m:]).mean()
-        g_grads = torch.autograd.grad(g_loss, list(g.parameters()), retain_graph=True)
-        d_grads = torch.autograd.grad(d_loss(logits), list(d.parameters()))
-        for p, grad in [*zip(g.parameters(), g_grads), *zip(d.parameters(), d_grads)]:
-            p.grad = grad
-        _momentum_step(g, g_inc, lr, mu)
-        _momentum_step(d, d_inc, lr, mu)
+        engine.joint_step(lr, mu)
     else:
         for _ in range(config.k):
-            (_, z), (_, x, masks) = next(calls), next(calls)
-            with torch.no_grad():
-                fake = g(z)
-            d_loss(d(torch.cat([x[:m], fake]), masks)).backward()
-            _momentum_step(d, d_inc, lr, mu)
-        (_, z), (_, _, masks) = next(calls), next(calls)
-        F.softplus(-d(g(z), masks)).mean().backward()
-        d.zero_grad(set_to_none=True)                              # the G-step does not move D
-        _momentum_step(g, g_inc, lr, mu)
-    return g.state_dict(), d.state_dict()
+            engine.d_step(lr, mu)
+        engine.g_step(lr, mu)
 
 
-@pytest.mark.parametrize("update,k", [("alternating", 1), ("alternating", 2), ("simultaneous", 1)])
-def test_one_iteration_matches_autograd(monkeypatch: pytest.MonkeyPatch, update: str, k: int) -> None:
-    # A large lr and D init so that one step moves every parameter well beyond fp32 rounding.
-    config = tiny(update=update, k=k, iterations=2, checkpoint_seconds=0.0, lr=2.0, d_init_range=0.3)
+def _state(engine: Engine) -> dict[str, dict[str, torch.Tensor]]:
+    state = load_checkpoint(engine.checkpoint(1))
+    return {"generator": state["generator"], "discriminator": state["discriminator"]}
+
+
+def _one_iteration_each(monkeypatch: pytest.MonkeyPatch, config: TrainConfig) -> tuple[Engine, Engine, dict]:
+    """The fused and the autograd engine after one iteration from the same init and draws, and that init."""
     # Dense data: a sparse row whose kept pixels are all 0 ties D's maxout pieces at the bias, where the
     # passes (like Theano's max) send the gradient to every tied piece and autograd's amax splits it.
     data = np.random.default_rng(1).random((256, 20), dtype=np.float32)
-    log = _record(monkeypatch)
-    hooks = Recorder()
-    train(config, data, hooks, device="cpu")
-    iteration, blob = hooks.checkpoints[0]
-    assert iteration == 1
-    state = load_checkpoint(blob)
-    g_ref, d_ref = _reference(config, data, log)
-    g0 = build_generator(config, data.astype(np.float64).mean(0)).state_dict()
-    d0 = build_discriminator(config, data.shape[1]).state_dict()
-    for net, start, ref in (("generator", g0, g_ref), ("discriminator", d0, d_ref)):
-        for name in ref:
-            step, step_ref = state[net][name] - start[name], ref[name] - start[name]
-            scale = float(step_ref.abs().max())
-            assert scale > 1e-4, (net, name)                          # the step moved this tensor
-            assert float((step - step_ref).abs().max()) <= 1e-4 * scale, (net, name)
+    fused, autograd = FusedEngine(config, data, CPU, None), AutogradEngine(config, data, CPU, None)
+    start = _state(autograd)
+    for net, tensors in _state(fused).items():                     # the same init
+        assert all(torch.equal(tensors[name], start[net][name]) for name in tensors)
+    log = _record(monkeypatch, fused)
+    _iteration(fused, config)
+    _replay(monkeypatch, autograd, log)
+    _iteration(autograd, config)
+    return fused, autograd, start
+
+
+def _assert_close(value: torch.Tensor, ref: torch.Tensor, what: object, least: float = 1e-4) -> None:
+    scale = float(ref.abs().max())
+    assert scale > least, what                                     # the step moved this tensor
+    assert float((value - ref).abs().max()) <= 1e-4 * scale, what
+
+
+# SGD with momentum (the paper's): a step is proportional to the gradient, so agreeing gradients show as agreeing
+# steps.
+@pytest.mark.parametrize("update,k,extra", [
+    ("alternating", 1, {}), ("alternating", 2, {}), ("simultaneous", 1, {}),
+    ("alternating", 1, {"objective": "minimax"}), ("alternating", 1, {"d_max_col_norm": 0.5})])
+def test_one_iteration_agrees(monkeypatch: pytest.MonkeyPatch, update: str, k: int, extra: dict[str, Any]) -> None:
+    # A large lr and D init so that one step moves every parameter well beyond fp32 rounding.
+    config = tiny(update=update, k=k, lr=2.0, d_init_range=0.3, **extra)
+    fused, autograd, start = _one_iteration_each(monkeypatch, config)
+    moved, expected = _state(fused), _state(autograd)
+    for net in ("generator", "discriminator"):
+        for name, ref in expected[net].items():
+            _assert_close(moved[net][name] - start[net][name], ref - start[net][name], (net, name))
+    # The interval's statistics (the metrics rows) agree too.
+    assert fused.stats.sums() == pytest.approx(autograd.stats.sums(), rel=1e-5, abs=1e-6)
+    assert (fused.stats.d_steps, fused.stats.g_steps) == (autograd.stats.d_steps, autograd.stats.g_steps)
+
+
+def test_adam_moments_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adam's first step is lr * sign(gradient), which rounding flips where a gradient is ~0; its first moment,
+    (1 - beta1) * gradient, is compared instead: the fused engine keeps one per packed [W | b] (+ padding),
+    the autograd engine one per weight and per bias."""
+    fused, autograd, _ = _one_iteration_each(monkeypatch, tiny("quick", d_init_range=0.3))
+    for opt in ("opt_g", "opt_d"):
+        packed = load_checkpoint(fused.checkpoint(1))[opt]["state"]
+        separate = load_checkpoint(autograd.checkpoint(1))[opt]["state"]
+        assert len(separate) == 2 * len(packed)
+        for i, moments in packed.items():
+            w, b = separate[2 * i]["exp_avg"], separate[2 * i + 1]["exp_avg"]
+            m = moments["exp_avg"]                                  # (out, row stride): [W | b | padding]
+            _assert_close(m[:, :w.shape[1]], w, (opt, i, "weight"), least=1e-6)
+            _assert_close(m[:, w.shape[1]], b, (opt, i, "bias"), least=1e-6)
+            assert int(torch.count_nonzero(m[:, w.shape[1] + 1:])) == 0      # the padding stays 0

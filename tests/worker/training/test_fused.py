@@ -1,4 +1,5 @@
-"""Algorithm 1: the game moves the right way, k is honoured, the schedules, exact resume, failures."""
+"""Algorithm 1 (worker/training/loop.py) on the MLP nets: the game moves the right way, k is honoured, the
+schedules, exact resume on both engines, failures."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import pytest
 import torch
 
 from models.config import PRESETS, TrainConfig
-from models.nets.mlp import DiscriminatorPass, GeneratorPass
 from worker.training.checkpoint import NOT_IN_KEY, CheckpointMismatch, load_checkpoint, save_checkpoint
-from worker.training.fused import NonFiniteLoss, TrainingStopped, train
+from worker.training.hooks import NonFiniteLoss, TrainingStopped
+from worker.training.loop import train
 from worker.training.optim import Momentum, learning_rate, momentum
+from worker.training.passes import DiscriminatorPass, GeneratorPass
 
 METRIC_KEYS = {"iteration", "epoch", "lr", "momentum", "d_loss", "g_loss", "d_real", "d_fake", "value", "jsd",
                "it_per_s"}
@@ -63,9 +65,13 @@ def params(outcome_generator: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in outcome_generator.state_dict().items()}
 
 
-def test_metrics_snapshots_and_outcome() -> None:
+ENGINES = ["fused", "autograd"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_metrics_snapshots_and_outcome(engine: str) -> None:
     hooks = Recorder()
-    out = train(tiny(iterations=10), easy_data(), hooks, device="cpu")
+    out = train(tiny(iterations=10, engine=engine), easy_data(), hooks, device="cpu")
     assert [r["iteration"] for r in hooks.rows] == [4.0, 8.0, 10.0]          # every log_every, and the end
     assert all(set(r) == METRIC_KEYS for r in hooks.rows)
     for r in hooks.rows:
@@ -180,11 +186,15 @@ def test_momentum_rule_is_pylearn2s(dtype: torch.dtype) -> None:
         assert torch.allclose(packed, w, atol=1e-6)
 
 
-@pytest.mark.parametrize("preset,k,order", [("paper-mnist", 1, "shuffled"), ("paper-mnist", 2, "shuffled"),
-                                             ("quick", 1, "shuffled"), ("paper-mnist", 1, "with-replacement")])
-def test_resume_is_bit_identical(preset: str, k: int, order: str) -> None:
+@pytest.mark.parametrize("preset,k,order,engine,update", [
+    ("paper-mnist", 1, "shuffled", "auto", "alternating"), ("paper-mnist", 2, "shuffled", "auto", "alternating"),
+    ("quick", 1, "shuffled", "auto", "alternating"), ("paper-mnist", 1, "with-replacement", "auto", "alternating"),
+    ("paper-mnist", 1, "shuffled", "fused", "simultaneous"), ("paper-mnist", 2, "shuffled", "autograd", "alternating"),
+    ("quick", 1, "shuffled", "autograd", "alternating"), ("paper-mnist", 1, "shuffled", "autograd", "simultaneous")])
+def test_resume_is_bit_identical(preset: str, k: int, order: str, engine: str, update: str) -> None:
     # 256 rows, batch 16: the run stops mid-pass, and with k = 2 the rest crosses into a new permutation.
-    config = tiny(preset, k=k, iterations=12, checkpoint_seconds=0.0, data_order=order)  # checkpoint every it
+    config = tiny(preset, k=k, iterations=12, checkpoint_seconds=0.0, data_order=order, engine=engine,
+                  update=update)                                                   # a checkpoint every iteration
     data = easy_data()
     whole = Recorder()
     full = train(config, data, whole, device="cpu")
@@ -232,7 +242,7 @@ def test_checkpoint_from_before_data_order_resumes() -> None:
     train(config, easy_data(), hooks, device="cpu")
     state = load_checkpoint(hooks.checkpoints[2][1])
     del state["minibatches"]
-    old_dict = {k: v for k, v in config.to_dict().items() if k != "data_order"}
+    old_dict = {k: v for k, v in config.to_dict().items() if k not in ("data_order", "engine")}  # both newer
     state["config"] = json.dumps({k: v for k, v in old_dict.items() if k not in NOT_IN_KEY}, sort_keys=True)
     old_blob = save_checkpoint({k: v for k, v in state.items() if k != "format"})
     resumed = train(TrainConfig.from_dict(old_dict), easy_data(), Recorder(), resume=old_blob, device="cpu")
@@ -259,11 +269,12 @@ def test_a_checkpoint_from_another_device_type_resumes_with_a_new_stream(caplog:
     assert any(not torch.equal(a[k], c[k]) for k in a)               # and not the old one
 
 
-def test_nan_raises_non_finite_loss() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_nan_raises_non_finite_loss(engine: str) -> None:
     data = easy_data()
     data[:] = np.nan
     with pytest.raises(NonFiniteLoss, match=r"d_loss .*iteration 1\b"):
-        train(tiny(), data, Recorder(), device="cpu")
+        train(tiny(engine=engine), data, Recorder(), device="cpu")
 
 
 def test_should_stop_raises_training_stopped() -> None:
@@ -273,9 +284,10 @@ def test_should_stop_raises_training_stopped() -> None:
     assert hooks.polls == 1 and not hooks.rows
 
 
-def test_minimax_objective_and_max_col_norm() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_minimax_objective_and_max_col_norm(engine: str) -> None:
     hooks = Recorder()
-    config = tiny(objective="minimax", d_max_col_norm=0.02, iterations=6, checkpoint_seconds=0.0)
+    config = tiny(objective="minimax", d_max_col_norm=0.02, iterations=6, checkpoint_seconds=0.0, engine=engine)
     train(config, easy_data(), hooks, device="cpu")
     assert all(r["g_loss"] < 0 for r in hooks.rows)              # G minimises log(1 - D(G(z))) < 0
     state = load_checkpoint(hooks.checkpoints[-1][1])
@@ -284,8 +296,9 @@ def test_minimax_objective_and_max_col_norm() -> None:
             assert float(w.norm(dim=1).max()) <= 0.02 * (1 + 1e-5), key
 
 
-def test_bf16_run_is_finite() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bf16_run_is_finite(engine: str) -> None:
     hooks = Recorder()
-    out = train(tiny(bf16=True, iterations=8), easy_data(), hooks, device="cpu")
+    out = train(tiny(bf16=True, iterations=8, engine=engine), easy_data(), hooks, device="cpu")
     assert all(math.isfinite(v) for v in hooks.rows[-1].values())
     assert all(p.dtype == torch.float32 for p in out.generator.parameters())

@@ -1,7 +1,6 @@
-"""Scoring G on the validation split while it trains (worker/validation.py)."""
+"""Scoring G on the validation split while it trains (worker/training/validation.py)."""
 
 from __future__ import annotations
-
 
 import numpy as np
 import pytest

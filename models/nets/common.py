@@ -1,0 +1,60 @@
+"""What the MLP nets (models/nets/mlp.py) and the conv nets (models/nets/conv.py) share: the run's derived
+random generators, the noise prior, pylearn2's init and dropout from the run's generator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+
+def derived_generator(seed: int, tag: int) -> torch.Generator:
+    """A CPU generator derived from the run's seed: tag 1 G's init, 2 D's init, 3 the fixed snapshot noise,
+    4 the validation score's noise."""
+    return torch.Generator().manual_seed((seed * 0x9E3779B97F4A7C15 + tag) % (2**63))
+
+
+def noise(shape: tuple[int, ...], scale: float, generator: torch.Generator, device: torch.device | str = "cpu",
+          dtype: torch.dtype = torch.float32) -> Tensor:
+    """z ~ U[-scale, scale]^shape (scale sqrt(3): unit variance)."""
+    return torch.empty(shape, dtype=dtype, device=device).uniform_(-scale, scale, generator=generator)
+
+
+def init_uniform(modules: Sequence[nn.Module], irange: float, rng: torch.Generator) -> None:
+    """pylearn2's irange init, in the order of `modules`: weights U(-irange, irange), biases 0."""
+    for m in modules:
+        weight = getattr(m, "weight", None)
+        if weight is not None:
+            weight.uniform_(-irange, irange, generator=rng)
+        bias = getattr(m, "bias", None)
+        if isinstance(bias, Tensor):
+            bias.zero_()
+
+
+def logit_of_mean(data_mean: np.ndarray, shape: tuple[int, ...]) -> Tensor:
+    """G's output bias from the data (pylearn2's init_sigmoid_bias_from_marginals): the logit of the per-pixel
+    training mean, clipped to [1e-7, 1 - 1e-7] so that pixels always 0 or 1 get a finite bias. float64."""
+    mean = np.clip(np.asarray(data_mean, dtype=np.float64).reshape(shape), 1e-7, 1 - 1e-7)
+    return torch.from_numpy(np.log(mean / (1.0 - mean)))
+
+
+def dropout(a: Tensor, keep: float, rng: torch.Generator | None, mask: Tensor | None = None) -> Tensor:
+    """a with each entry kept with probability `keep` and the kept ones scaled by 1/keep.
+
+    The 0/1 mask is drawn from `rng`, the run's generator, so a resumed run replays the same masks; or it is
+    given (a test replaying another computation's draws). With neither, or keep = 1: a itself (the test-time
+    net, as pylearn2's weight scaling gives)."""
+    if mask is None:
+        if rng is None or keep >= 1.0:
+            return a
+        mask = torch.empty_like(a).bernoulli_(keep, generator=rng)
+    return a * mask * (1.0 / keep)
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = ["derived_generator", "dropout", "init_uniform", "logit_of_mean", "noise", "parameter_count"]

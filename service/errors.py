@@ -1,0 +1,39 @@
+"""The errors plain service code raises, each standing for one HTTP status.
+
+No web framework here: serving, datasets, evaluation and the worker raise these, and only the API
+(service/api/problems.py) turns them into problem+json responses.
+"""
+
+from __future__ import annotations
+
+
+class InvalidParameter(ValueError):
+    """A request parameter refused by the code that uses it (→ 422 naming the field)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+class TooLarge(Exception):
+    """More data than a limit allows (→ 413).
+
+    Deliberately not a ValueError or OSError: archive readers turn those into a 422 for a malformed file,
+    and a limit hit inside them must stay a 413."""
+
+
+class Unavailable(Exception):
+    """The request is fine but this server cannot answer it now, e.g. it lacks a dataset (→ 503)."""
+
+
+class NotFound(LookupError):
+    """Something the request named does not exist; the message says what does (→ 404)."""
+
+
+class BrokerUnavailable(RuntimeError):
+    """The task could not be sent; the job row was taken back, so nothing was queued (→ 503)."""
+
+
+class IdempotencyConflict(ValueError):
+    """An Idempotency-Key was reused for a different request (→ 409)."""
