@@ -67,6 +67,8 @@ def _bounds(info: FieldInfo) -> tuple[tuple[str, Any] | None, tuple[str, Any] | 
             low = (">", m.gt)
         if getattr(m, "le", None) is not None:
             high = ("<=", m.le)
+        if getattr(m, "lt", None) is not None:
+            high = ("<", m.lt)
     return low, high
 
 
