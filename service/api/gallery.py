@@ -13,6 +13,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from models.config import PRESETS
+from models.datasets.toys import TOYS
+from service.api.deps import SettingsDep
 from service.datasets import store
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -28,12 +30,18 @@ def index() -> FileResponse:
 
 
 @router.get("/gallery/options", tags=["gallery"])
-def options() -> dict[str, object]:
-    """What the training form offers: each preset's dataset, iteration budget and k, and the datasets."""
+def options(settings: SettingsDep) -> dict[str, object]:
+    """What the training form offers: each preset's dataset, iteration budget and k, and the datasets; what
+    the sample plots need: each toy's definition and the request limits."""
     presets = {name: {"dataset": c.dataset, "iterations": c.iterations, "k": c.k} for name, c in PRESETS.items()}
     # Uploads too; kind and shape label the picker's entries.
     info = {d["name"]: {"kind": d["kind"], "image_shape": d["image_shape"]} for d in store.list_all()}
-    return {"presets": presets, "datasets": list(info), "dataset_info": info}
+    # A toy's p_data is this equal-weight mixture of isotropic Gaussians: the page draws it exactly, beside
+    # G's points, instead of an estimate from training points no endpoint serves.
+    toys = {name: {"dim": toy.dim, "means": [list(m) for m in toy.means], "std": toy.std,
+                   "description": toy.description} for name, toy in TOYS.items()}
+    limits = {"max_samples": settings.max_samples, "max_interpolation_steps": settings.max_interpolation_steps}
+    return {"presets": presets, "datasets": list(info), "dataset_info": info, "toys": toys, "limits": limits}
 
 
 def mount(app: FastAPI) -> None:

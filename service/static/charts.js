@@ -2,13 +2,12 @@
 // (data density, generator density as a histogram, D(x)) on one axis. No library, no network.
 
 const NS = "http://www.w3.org/2000/svg";
-const W = 360;
-const H = 190;
-const PAD = { left: 44, right: 16, top: 24, bottom: 20 };
+const SIZE = { W: 360, H: 190 };
+export const PAD = { left: 44, right: 16, top: 24, bottom: 20 };
 
 export const COLORS = ["#1f6feb", "#d4380d", "#389e0d", "#8250df"];
 
-function el(name, attrs = {}, text) {
+export function el(name, attrs = {}, text) {
   const node = document.createElementNS(NS, name);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
   if (text !== undefined) node.textContent = text;
@@ -26,7 +25,7 @@ export function ticks(lo, hi, count = 5) {
   return out;
 }
 
-function fmt(v) {
+export function fmt(v) {
   const a = Math.abs(v);
   if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(0);
   return String(+v.toPrecision(3));
@@ -42,7 +41,8 @@ function extent(values, fallback) {
 }
 
 // The x-axis is named in the figure's caption (iteration, or x for Figure 1), not drawn over the ticks.
-function frame(svg, label, xDomain, yDomain) {
+// size: the viewBox; the sample plots (plots.js) draw on larger ones.
+export function frame(svg, label, xDomain, yDomain, { W, H } = SIZE) {
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("aria-label", label);
@@ -62,7 +62,7 @@ function frame(svg, label, xDomain, yDomain) {
   return { sx, sy };
 }
 
-function legend(svg, items) {
+export function legend(svg, items) {
   let x = PAD.left;
   const g = el("g", { class: "legend" });
   for (const item of items) {
@@ -75,7 +75,7 @@ function legend(svg, items) {
   svg.append(g);
 }
 
-function path(points, sx, sy) {
+export function path(points, sx, sy) {
   return points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y))
     .map(([x, y], i) => `${i ? "L" : "M"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join("");
 }

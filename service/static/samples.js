@@ -1,12 +1,15 @@
 // The 8x8 sample grid. With /samples?format=json each sample is its own button (select two to
 // interpolate between their z), optionally beside its nearest training image (the paper's Figure 2).
-// Without it, the PNG grid is shown as one image and selecting is off.
+// Without it, the PNG grid is shown as one image and selecting is off. A toy model's samples are points:
+// a plot in data space (plots.js) whose marks are selected by clicking.
 
 import { getImage, query, request } from "./api.js";
+import * as plots from "./plots.js";
 
 const $ = (id) => document.getElementById(id);
 const N = 64;
 const COLUMNS = 8;
+const GRID_LABEL = "8 by 8 samples";
 
 let onPicked = null;
 let zs = [];         // per-sample z, as the comma-separated text /interpolate accepts
@@ -27,8 +30,10 @@ export function clear() {
 // Number(...) then String drops the trailing zeros: the shortest text for that 9-digit decimal.
 const zText = (row) => row.map((v) => String(Number(Number(v).toPrecision(9)))).join(",");
 
-// Load and draw; returns what the server actually used: {seed, version} as strings.
-export async function load(state, features) {
+// Load and draw; returns what the server actually used: {seed, version} (and n for toys) as strings.
+// toy: null for an image model; {dim, definition} for a toy (definition: its mixture, or null if unknown).
+export async function load(state, features, toy) {
+  if (toy) return loadPoints(state, toy);
   const params = { model: state.model, version: state.version, seed: state.seed, n: N };
   if (features.samplesJson) {
     const { data, headers } = await request(`/samples?${query({ ...params, format: "json",
@@ -42,12 +47,49 @@ export async function load(state, features) {
   return { seed: headers.get("X-Seed"), version: headers.get("X-Model-Version") };
 }
 
+async function loadPoints(state, toy) {
+  const params = { model: state.model, version: state.version, seed: state.seed, n: state.n, format: "json",
+                   neighbors: state.neighbors ? "true" : "" };
+  const { data, headers } = await request(`/samples?${query(params)}`);
+  const shown = { seed: headers.get("X-Seed"), version: headers.get("X-Model-Version"),
+                  n: String(data.points.length) };
+  drawPoints(data, toy, shown);
+  return shown;
+}
+
+function drawPoints(body, toy, shown) {
+  zs = body.z.map(zText);
+  picked = [];
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("class", "plot");
+  const neighbours = Array.isArray(body.neighbors) ? body.neighbors.map((nb) => nb.point) : null;
+  const against = toy.definition ? " over the data's density" : "";
+  const label = toy.dim === 1
+    ? `Histogram of ${shown.n} samples of ${body.model} v${shown.version} (seed ${shown.seed})${against}`
+    : `${shown.n} samples of ${body.model} v${shown.version} (seed ${shown.seed}) in the plane${against}`;
+  if (toy.dim === 1) plots.histogram(svg, body.points.map((p) => p[0]), toy.definition, { neighbours, label });
+  else plots.scatter(svg, body.points, toy.definition, { neighbours, label });
+  svg.addEventListener("click", (event) => {
+    const mark = event.target.closest("[data-index]");
+    if (mark) pick(Number(mark.dataset.index));
+  });
+  $("grid").className = "grid plot";
+  $("grid").setAttribute("aria-label", label);
+  $("grid").replaceChildren(svg);
+  $("grid-hint").hidden = !onPicked;
+  $("grid-hint").textContent = !onPicked ? "" : toy.dim === 1
+    ? "Click two ticks under the histogram (one per sample) to interpolate between their z."
+    : "Click two points to interpolate between their z.";
+}
+
 function drawPng(url) {
   if (objectUrl) URL.revokeObjectURL(objectUrl);
   objectUrl = url;
   const img = Object.assign(document.createElement("img"), { src: url, className: "pixel whole",
                                                              alt: "an 8 by 8 grid of generated samples" });
   $("grid").className = "grid whole";
+  $("grid").setAttribute("aria-label", GRID_LABEL);
   $("grid").replaceChildren(img);
   $("grid-hint").hidden = true;
 }
@@ -82,6 +124,7 @@ function drawTiles(body) {
     return cell;
   });
   $("grid").className = `grid tiles${withNeighbors ? " with-neighbours" : ""}`;
+  $("grid").setAttribute("aria-label", GRID_LABEL);
   $("grid").replaceChildren(...cells);
   $("grid-hint").hidden = !onPicked;
   $("grid-hint").textContent = onPicked ? "Select two samples to interpolate between them." : "";
@@ -91,10 +134,11 @@ function pick(i) {
   if (!onPicked) return;
   if (picked.includes(i)) picked = picked.filter((j) => j !== i);
   else picked = picked.length >= 2 ? [i] : [...picked, i];
-  for (const button of $("grid").querySelectorAll(".tile")) {
-    const at = picked.indexOf(Number(button.dataset.index));
-    button.setAttribute("aria-pressed", String(at >= 0));
-    button.dataset.pick = at >= 0 ? (at === 0 ? "from" : "to") : "";
+  for (const mark of $("grid").querySelectorAll("[data-index]")) {  // tiles, or a plot's points
+    const at = picked.indexOf(Number(mark.dataset.index));
+    if (mark.classList.contains("tile")) mark.setAttribute("aria-pressed", String(at >= 0));
+    mark.dataset.pick = at >= 0 ? (at === 0 ? "from" : "to") : "";
+    if (at >= 0 && mark instanceof SVGElement) mark.parentNode.append(mark);  // drawn over its neighbours
   }
   if (picked.length === 2) {
     $("grid-hint").textContent = `Interpolating from sample ${picked[0] + 1} (A) to sample ${picked[1] + 1} (B).`;

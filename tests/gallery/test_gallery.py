@@ -1,6 +1,7 @@
 """The gallery page in a real browser (Debian's Chromium via Playwright) against a live API and worker.
 
-Screenshots of each state go to test-artifacts/gallery/ (git-ignored) for a person to look at.
+Screenshots of each state go to test-artifacts/gallery/ (git-ignored) for a person to look at; the browser
+fixtures are in conftest.py.
 """
 
 from __future__ import annotations
@@ -8,33 +9,17 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import REPO, mnist_available, wait_for_job
+from tests.conftest import mnist_available, wait_for_job
+from tests.gallery.browser import DESKTOP, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's Chromium is not installed (apt-get install chromium chromium-driver; .ci/run does)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install '.[dev]')")
-
-ARTIFACTS = REPO / "test-artifacts" / "gallery"
 TINY = {"model": "tiny-gallery", "dataset": "mnist", "preset": "quick", "iterations": 40, "g_hidden": [64],
         "d_hidden": [32], "batch_size": 32, "log_every": 10, "snapshot_every": 20, "seed": 7}
 API_KEY = os.environ.get("GANSERVE_API_KEY", "")  # conftest sets one for the test session
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 375, "height": 740}
-
-
-@pytest.fixture(scope="module")
-def api(live_server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server, timeout=30) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -46,53 +31,6 @@ def trained(api: httpx.Client, worker: Any) -> dict[str, Any]:
     job = wait_for_job(api, response.json()["id"])
     assert job["status"] == "succeeded", job
     return job
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
-
-
-class Page:
-    """A fresh browser page that records console errors and uncaught exceptions."""
-
-    def __init__(self, browser: Any, base: str, viewport: dict[str, int]) -> None:
-        self.context = browser.new_context(viewport=viewport)
-        self.page = self.context.new_page()
-        self.base = base
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-
-    def open(self, query: str = "") -> Any:
-        self.page.goto(f"{self.base}/{query}")
-        self.page.wait_for_selector("body[data-ready='1']", timeout=30_000)
-        return self.page
-
-    def shot(self, name: str, full_page: bool = True) -> None:
-        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
-
-
-@pytest.fixture
-def desktop(browser: Any, live_server: str) -> Iterator[Page]:
-    page = Page(browser, live_server, DESKTOP)
-    yield page
-    page.context.close()
-    assert not page.errors, page.errors
-
-
-@pytest.fixture
-def phone(browser: Any, live_server: str) -> Iterator[Page]:
-    page = Page(browser, live_server, PHONE)
-    yield page
-    page.context.close()
-    assert not page.errors, page.errors
 
 
 def grid_images(page: Any) -> list[dict[str, Any]]:
