@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 GANSERVE := $(VENV)/bin/ganserve
 PORT ?= 8000
 
-.PHONY: setup run test lint data bench clean
+.PHONY: setup run test lint data bench gpu-check clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,11 @@ bench: setup
 	$(GANSERVE) bench train --json
 	$(GANSERVE) bench parzen --json
 	$(GANSERVE) bench serve --json
+
+# One JSON report of a GPU (bench/gpu_check.sh: CUDA training checks, bench train, ONNX export, the long Table 1
+# run); it needs no network, so the wheels and MNIST travel in .gpu/ (`bench/gpu_check.sh pack`). DRY=1: the CPU.
+gpu-check:
+	PYTHON=$(if $(wildcard $(PY)),$(PY),python3) DRY=$(DRY) LONG_S=$(LONG_S) bench/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

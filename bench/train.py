@@ -7,7 +7,8 @@
     `fused_speedup` says what the hand-written passes (worker/training/passes.py) still buy,
   - the GEMM ceiling: the matrix products of one iteration (same M, K, N and transpositions as the training
     step), run alone with torch.mm, back to back, and
-  - bf16 training with the fused engine (where the CPU/GPU supports bf16),
+  - bf16 training with the fused engine where the CPU multiplies bf16 natively (avx512_bf16 or AMX; elsewhere
+    `it_per_s_bf16` is null, as a bf16 job there trains in fp32: worker/training/device.py),
 so that all of them see the same machine. Headline rates are medians over iterations / passes; the lower
 quartiles (`*_p25`: other processes only ever add time, so these estimate a quiet machine), the best and
 the wall-clock means are reported beside them.
@@ -38,6 +39,7 @@ import torch
 
 from models import datasets
 from models.config import PRESETS, TrainConfig
+from worker.training.device import REPORTED_CPU_FLAGS, cpu_flags, native_bf16
 from worker.training.hooks import TrainingStopped
 from worker.training.loop import train
 
@@ -135,13 +137,6 @@ def train_iteration_times(config: TrainConfig, data: np.ndarray, seconds: float)
     return clock.iteration_times()
 
 
-def bf16_supported() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def _data(data_dir: str | None) -> tuple[np.ndarray, str]:
     """Real MNIST when data_dir holds it, else uniform noise in [0, 1]: the speed does not depend on pixels."""
     if data_dir:
@@ -175,7 +170,7 @@ def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
                                             checkpoint_seconds=1e9, engine="fused")
     prods = products(config, data.shape[1])
     flop = flops(prods)
-    has_bf16 = bf16_supported()
+    has_bf16 = native_bf16(torch.device("cpu"))
     rounds = max(1, min(4, int(seconds // 5)))
     share = seconds / rounds
     fp32_t: list[float] = []
@@ -219,12 +214,13 @@ def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
         "data": source,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
+        "cpu_flags": [flag for flag in REPORTED_CPU_FLAGS if flag in cpu_flags()],   # of those the products use
         "seconds": seconds,
     }
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     """The CPU's model name where Linux tells it (/proc/cpuinfo), else the machine type."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

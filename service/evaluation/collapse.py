@@ -38,11 +38,18 @@ def diagnose(rows: Sequence[dict[str, float]]) -> str | None:
             f"seed")
 
 
+BF16_FALLBACK = ("bf16 was requested, but the worker that ran this job has no native bf16 (avx512_bf16 or AMX on a "
+                 "CPU, compute capability 8.0 on a GPU), so it trained in fp32")
+
+
 def warning(job: Job) -> str | None:
-    """Advice on a training job from its recent metrics, or None."""
+    """Advice on a training job from its recent metrics, or None: a lost game, and bf16 the worker could not
+    honour (the trainer marks every metrics row of such a run with bf16_fallback)."""
     if job.kind != "train" or job.iteration <= 0:
         return None
-    return diagnose(store.metrics(job.id, max(-1, job.iteration - LOOKBACK)))
+    rows = store.metrics(job.id, max(-1, job.iteration - LOOKBACK))
+    notes = [diagnose(rows), BF16_FALLBACK if rows and rows[-1].get("bf16_fallback") else None]
+    return "; ".join(note for note in notes if note) or None
 
 
-__all__ = ["LOOKBACK", "THRESHOLD", "WINDOW", "diagnose", "warning"]
+__all__ = ["BF16_FALLBACK", "LOOKBACK", "THRESHOLD", "WINDOW", "diagnose", "warning"]

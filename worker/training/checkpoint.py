@@ -39,8 +39,9 @@ class CheckpointMismatch(ValueError):
 
 
 # Fields that do not change what the run computes: left out of the key, so checkpoints written before they
-# existed still resume.
-NOT_IN_KEY = frozenset({"score_every", "keep"})
+# existed still resume. bf16 too: the worker's hardware decides it (device.bf16_fallback) and the weights are
+# fp32 either way, so a checkpoint resumes on a worker with or without native bf16.
+NOT_IN_KEY = frozenset({"score_every", "keep", "bf16"})
 
 
 def config_key(config: TrainConfig) -> str:

@@ -34,6 +34,8 @@ class TrainHooks(Protocol):
     def should_stop(self) -> bool: ...
     # Optional, for 1-D data: on_figure1(iteration, generator, discriminator) at each snapshot, to draw the
     # paper's Figure 1 (worker/training/figure1.py); the loop calls it when the hooks have it.
+    # Optional: on_warning(text) once before the first step, when the run differs from what the job asked
+    # (bf16 on a device without native bf16 trains in fp32).
 
 
 @dataclass

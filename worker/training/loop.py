@@ -15,11 +15,13 @@ Metrics: d_loss, g_loss, d_real, d_fake, value, jsd are AVERAGES over the steps 
 (d_* and value from the D-steps' forward passes, g_loss from the G-steps'; accumulated on the device and
 read when logged); lr and momentum are those of the interval's last iteration; it_per_s is measured over the
 interval. Losses are checked for NaN/inf after every iteration on CPU (every log_every on a GPU, where a
-check waits for the device).
+check waits for the device). A bf16 run on a device without native bf16 trains in fp32 (device.bf16_fallback):
+its rows carry bf16_fallback = 1 and the hooks' optional on_warning(text) gets the reason once.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -32,7 +34,7 @@ from torch import Tensor, nn
 
 from models.config import TrainConfig
 from models.nets.common import derived_generator, noise
-from worker.training.device import training_device
+from worker.training.device import bf16_fallback, training_device
 from worker.training.engine import Engine
 from worker.training.fused import FusedEngine
 from worker.training.hooks import (
@@ -44,6 +46,8 @@ from worker.training.hooks import (
     metrics_row,
 )
 from worker.training.optim import apply_gradients, learning_rate, max_col_norm, momentum, optimizer
+
+log = logging.getLogger(__name__)
 
 
 class AutogradEngine(Engine):
@@ -129,8 +133,14 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     if data.ndim != 2 or len(data) < 1:
         raise ValueError(f"training data must be (N, D) with N >= 1, got shape {data.shape}")
+    fallback = bf16_fallback(config, dev)
+    if fallback:
+        log.warning(fallback)
+        config = config.replace(bf16=False)
+        if hasattr(hooks, "on_warning"):
+            hooks.on_warning(fallback)
     engine: Engine = (FusedEngine if config.uses_fused_engine else AutogradEngine)(config, data, dev, resume)
-    report = _Reports(config, engine, hooks)
+    report = _Reports(config, engine, hooks, {"bf16_fallback": 1.0} if fallback else {})
     for it in range(engine.start, config.iterations):
         if hooks.should_stop():
             raise TrainingStopped(f"stopped before iteration {it + 1}")
@@ -150,8 +160,8 @@ class _Reports:
     """What the loop hands its hooks after each iteration, each at its interval: the finiteness check, metrics
     rows (with validation scores), snapshots and checkpoints."""
 
-    def __init__(self, config: TrainConfig, engine: Engine, hooks: TrainHooks) -> None:
-        self.config, self.engine, self.hooks = config, engine, hooks
+    def __init__(self, config: TrainConfig, engine: Engine, hooks: TrainHooks, flags: dict[str, float]) -> None:
+        self.config, self.engine, self.hooks, self.flags = config, engine, hooks, flags   # flags join every row
         self.done = engine.start
         self.last_row: dict[str, float] = {}
         self.check_every = 1 if engine.device.type == "cpu" else config.log_every   # a check waits for the device
@@ -186,7 +196,7 @@ class _Reports:
     def log(self, lr: float, mu: float, final: bool) -> None:
         stats, config, now = self.engine.stats, self.config, time.monotonic()
         row = metrics_row(config, self.done, lr, mu, stats.sums(), stats.d_steps, stats.g_steps,
-                          (self.done - self.log_it) / max(now - self.log_t, 1e-9))
+                          (self.done - self.log_it) / max(now - self.log_t, 1e-9)) | self.flags
         if config.score_every and (self.done % config.score_every == 0 or final):    # a multiple of log_every
             g = self.engine.generator()
             g.eval()

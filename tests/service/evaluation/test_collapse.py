@@ -47,3 +47,22 @@ def test_get_job_carries_the_warning(client) -> None:  # type: ignore[no-untyped
     lost, fine = (client.get(f"/jobs/{i}").json() for i in ids)
     assert "discriminator has won" in lost["warning"] and "since iteration 100" in lost["warning"]
     assert fine["warning"] is None
+
+
+def test_a_bf16_job_the_worker_ran_in_fp32_says_so(client) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    from service.db.engine import session_scope
+    from service.db.tables import Job, JobMetric
+    from service.evaluation.collapse import BF16_FALLBACK
+
+    job = Job(id=uuid.uuid4(), kind="train", model_name="bf16-fallback", dataset="mnist",
+              config={"preset": "paper-mnist", "iterations": 300, "bf16": True}, status="succeeded", progress=1.0,
+              iteration=300, attempts=1)
+    with session_scope() as session:
+        session.add(job)
+        session.flush()
+        session.add_all(JobMetric(job_id=job.id, iteration=it,
+                                  values={"iteration": it, "d_fake": 0.3, "bf16_fallback": 1.0})
+                        for it in (100, 200, 300))
+    assert client.get(f"/jobs/{job.id}").json()["warning"] == BF16_FALLBACK

@@ -12,6 +12,7 @@ from models.config import PRESETS, ConfigError, TrainConfig, resolve
 from models.nets import build_discriminator, build_generator
 from models.nets.conv import ConvDiscriminator, ConvGenerator
 from worker.export import export_generator, read_metadata, run_onnx
+from worker.training import device as device_module
 from worker.training import loop
 from worker.training.hooks import TrainingStopped
 
@@ -125,7 +126,9 @@ def test_algorithm_1_contract_and_exact_resume(monkeypatch: pytest.MonkeyPatch) 
         torch.testing.assert_close(p, q, rtol=0, atol=0)
 
 
-def test_bf16_flag_runs_the_products_in_bf16() -> None:
+def test_bf16_flag_runs_the_products_in_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A CPU with native bf16, whatever this one has (elsewhere a bf16 job trains in fp32: test_bf16_fallback.py).
+    monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
     fp32 = loop.train(tiny(), data(), Recorder(), device="cpu")
     hooks = Recorder()
     bf16 = loop.train(tiny(bf16=True), data(), hooks, device="cpu")
