@@ -32,7 +32,7 @@ def store(job_id: uuid.UUID, fig: dict[str, Any], write_guard: Callable[[Any], N
     with session_scope() as session:
         if write_guard is not None:
             write_guard(session)
-        blobs.put(session, figure1.blob_key(job_id, fig["iteration"]),
+        blobs.put(session, figure1.blob_key(job_id, fig["iteration"], fig.get("stage")),
                   json.dumps(fig, separators=(",", ":")).encode(), "application/json")
 
 
@@ -43,13 +43,14 @@ def training_data(dataset: str) -> np.ndarray:
     return _data_cache[dataset]
 
 
-def record(lease: Lease, iteration: int, generator: Any, discriminator: Any, config: TrainConfig) -> None:
-    """The one call a 1-D run makes per snapshot: compute Figure 1 and store it, fenced by the job's lease so
-    a worker that lost the job writes nothing."""
+def record(lease: Lease, iteration: int, generator: Any, discriminator: Any, config: TrainConfig,
+           stage: str | None = None) -> None:
+    """The one call a 1-D run makes per figure: compute Figure 1 and store it, fenced by the job's lease so
+    a worker that lost the job writes nothing. stage: the paper's panel this is, if any (figure1.STAGES)."""
     generate, discriminate = torch_callables(generator, discriminator)
     fig = compute(iteration, generate, discriminate, training_data(config.dataset), config.latent_dim,
                   -config.noise_scale, config.noise_scale, seed=iteration, density=true_density(config.dataset))
-    store(lease.job_id, fig, lambda session: lease.write(session, heartbeat_at=func.now()))
+    store(lease.job_id, {**fig, "stage": stage}, lambda session: lease.write(session, heartbeat_at=func.now()))
 
 
 # compute: the gallery's tests draw figures with it and store them here, through this one module.

@@ -67,9 +67,9 @@ class DatabaseHooks:
             session.execute(insert(JobSnapshot).values(job_id=self.lease.job_id, iteration=iteration,
                                                        blob_key=key).on_conflict_do_nothing())
 
-    def on_figure1(self, iteration: int, generator: Any, discriminator: Any) -> None:
+    def on_figure1(self, iteration: int, generator: Any, discriminator: Any, stage: str | None = None) -> None:
         """1-D toys: data density, G's histogram and D(x) on one axis, stored for the gallery."""
-        toy_snapshot.record(self.lease, iteration, generator, discriminator, self.config)
+        toy_snapshot.record(self.lease, iteration, generator, discriminator, self.config, stage)
 
     def on_checkpoint(self, iteration: int, blob: bytes) -> None:
         with session_scope() as session:

@@ -97,6 +97,10 @@ export function lineChart(svg, series, { yDomain, title = "" } = {}) {
   svg.setAttribute("aria-label", `${title}: ${last}`);
 }
 
+// The paper's panels (a)-(d), as the trainer labels the figures it stores at those moments.
+const STAGE_NAMES = { start: "a: before any update", after_d: "b: after D's first update",
+                      after_g: "c: after G's first update", end: "d: the end" };
+
 // fig: {x: [grid], data_density: [...], d: [...], bins: [edges], g_density: [per bin]}; the paper's
 // Figure 1 styles: data dotted black, generator solid green, discriminator dashed blue.
 export function figure1(svg, fig) {
@@ -117,6 +121,7 @@ export function figure1(svg, fig) {
                           class: "half" }));
   legend(svg, [{ label: "data", color: "#111", dash: "2 3" }, { label: "G", color: "#389e0d" },
                { label: "D(x)", color: "#1f6feb", dash: "6 4" }]);
-  svg.setAttribute("aria-label", `Figure 1 at iteration ${fig.iteration}: data density, generator ` +
+  const stage = STAGE_NAMES[fig.stage] ? ` (${STAGE_NAMES[fig.stage]})` : "";
+  svg.setAttribute("aria-label", `Figure 1 at iteration ${fig.iteration}${stage}: data density, generator ` +
                    `histogram and discriminator output D(x)`);
 }

@@ -195,6 +195,34 @@ function addSnapshot(snap) {
   box.insertBefore(fig, later || null);
 }
 
+// Figure 1 at one of the paper's stages (a)-(d), from the figures the job stored (GET /jobs/{id}/toy), or live.
+function pressStage(stage) {
+  for (const button of $("figure1-stages").querySelectorAll("button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.stage === stage));
+  }
+}
+
+async function showStage(stage) {
+  if (!watched) return;
+  const id = watched.id;
+  watched.stage = stage;
+  pressStage(stage);
+  if (stage === "live") {
+    if (watched.figure) figure1($("chart-fig1"), watched.figure);
+    return;
+  }
+  try {
+    const figures = await getJSON(`/jobs/${id}/toy`);
+    const fig = figures.find((f) => f.stage === stage);
+    if (!watched || watched.id !== id || watched.stage !== stage) return;
+    if (fig) figure1($("chart-fig1"), fig);
+    else $("job-status").textContent = stage === "end" ? "The end panel appears when the job finishes."
+      : "This job stored no figure for that stage (it started before stages were recorded).";
+  } catch (error) {
+    $("job-status").textContent = `Could not load Figure 1: ${describe(error)}`;
+  }
+}
+
 function closeStream() {
   if (watched && watched.source) watched.source.close();
 }
@@ -204,7 +232,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function openJob(id) {
   if (!UUID.test(id)) return;
   closeStream();
-  watched = { id, source: null, rows: [], snapshots: new Set(), finished: false };
+  watched = { id, source: null, rows: [], snapshots: new Set(), finished: false, stage: "live", figure: null };
+  pressStage("live");
   $("job-panel").hidden = false;
   $("snapshots").replaceChildren();
   $("figure1").hidden = true;
@@ -221,7 +250,10 @@ export function openJob(id) {
   }));
   source.addEventListener("metrics", mine(addMetrics));
   source.addEventListener("snapshot", mine(addSnapshot));
-  source.addEventListener("figure1", mine((fig) => figure1($("chart-fig1"), fig)));
+  source.addEventListener("figure1", mine((fig) => {
+    watched.figure = fig;
+    if (watched.stage === "live") figure1($("chart-fig1"), fig);
+  }));
   source.addEventListener("end", mine(() => {
     source.close();
     watched.finished = true;
@@ -268,6 +300,9 @@ export async function init(serverOptions, callbacks) {
   $("train-form").addEventListener("submit", submitJob);
   $("job-cancel").addEventListener("click", cancelJob);
   $("job-close").addEventListener("click", closeJob);
+  for (const button of $("figure1-stages").querySelectorAll("button")) {
+    button.addEventListener("click", () => showStage(button.dataset.stage));
+  }
   await refreshList();
   setInterval(() => { if (!document.hidden) refreshList(); }, LIST_EVERY_MS);
 }

@@ -228,13 +228,16 @@ def test_figure_1_is_redrawn_live_for_a_toy_job(desktop: Page, stack: None) -> N
     data = np.random.default_rng(0).normal(4.0, 0.5, size=(5000, 1))
     job_id = make_job(dataset="toy-1d", iterations=300)
 
-    def step(it: int) -> None:  # G's density drifts onto the data's; D flattens towards 1/2
+    def step(it: int, stage: str | None = None) -> None:  # G's density drifts onto the data's; D flattens to 1/2
         t = it / 300
         fig = toy_snapshot.compute(it, lambda z: z * (1.5 - t) + 1.0 + 3.0 * t,
                                    lambda x: 1 / (1 + np.exp((x[:, 0] - 4.0) * 3 * (1 - t) - 1)), data, 1, -1.0, 1.0)
-        toy_snapshot.store(job_id, fig)
-        add_rows(job_id, [it])
+        toy_snapshot.store(job_id, {**fig, "stage": stage})
+        if stage != "after_d":                  # (b) shares iteration 0 with (a): one metrics row
+            add_rows(job_id, [it])
 
+    step(0, "start")
+    step(0, "after_d")
     step(100)
     page = desktop.open(f"?job={job_id}")
     page.wait_for_selector("#figure1:not([hidden])")
@@ -248,6 +251,12 @@ def test_figure_1_is_redrawn_live_for_a_toy_job(desktop: Page, stack: None) -> N
     page.wait_for_function("() => document.getElementById('job-status').textContent === 'Status: succeeded'")
     page.wait_for_function("() => /iteration 300/.test(document.getElementById('chart-fig1').getAttribute('aria-label'))")
     desktop.shot("11-figure1-finished")
+    label = "() => document.getElementById('chart-fig1').getAttribute('aria-label')"
+    for stage, words in (("start", "iteration 0 (a: before any update)"),
+                         ("after_d", "iteration 0 (b: after D's first update)"), ("live", "iteration 300")):
+        page.click(f"#figure1-stages button[data-stage='{stage}']")
+        page.wait_for_function(f"() => ({label})().includes({words!r})")
+        assert page.get_attribute(f"#figure1-stages button[data-stage='{stage}']", "aria-pressed") == "true"
 
 
 def test_toy_1d_training_draws_figure_1(desktop: Page, api: httpx.Client, worker: Any) -> None:

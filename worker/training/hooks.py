@@ -32,8 +32,9 @@ class TrainHooks(Protocol):
     # iteration's metrics row, which on_metrics receives next.
     def on_score(self, iteration: int, generator: nn.Module) -> dict[str, float]: ...
     def should_stop(self) -> bool: ...
-    # Optional, for 1-D data: on_figure1(iteration, generator, discriminator) at each snapshot, to draw the
-    # paper's Figure 1 (worker/training/figure1.py); the loop calls it when the hooks have it.
+    # Optional, for 1-D data: on_figure1(iteration, generator, discriminator, stage) at each snapshot, a few
+    # early iterations and the paper's stages (see loop.py), to draw Figure 1 (worker/training/figure1.py);
+    # the loop calls it when the hooks have it.
     # Optional: on_warning(text) once before the first step, when the run differs from what the job asked
     # (bf16 on a device without native bf16 trains in fp32).
 

@@ -141,6 +141,8 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
             hooks.on_warning(fallback)
     engine: Engine = (FusedEngine if config.uses_fused_engine else AutogradEngine)(config, data, dev, resume)
     report = _Reports(config, engine, hooks, {"bf16_fallback": 1.0} if fallback else {})
+    if engine.start == 0:
+        report.figure1(0, "start")                              # Figure 1 (a): before any update
     for it in range(engine.start, config.iterations):
         if hooks.should_stop():
             raise TrainingStopped(f"stopped before iteration {it + 1}")
@@ -150,10 +152,16 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         else:
             for _ in range(config.k):
                 engine.d_step(lr, mu)
+            if it == 0:
+                report.figure1(0, "after_d")                    # (b): D updated, G still as initialized
             engine.g_step(lr, mu)
         report.after(it + 1, lr, mu)
     return TrainOutcome(generator=engine.finish(), iterations=report.done, metrics=report.last_row,
                         seconds=time.monotonic() - started)
+
+
+# 1-D runs draw Figure 1 at these iterations too, besides every snapshot: the first moves of the game.
+EARLY_FIGURES = frozenset({1, 2, 5, 10, 20, 50})
 
 
 class _Reports:
@@ -180,6 +188,8 @@ class _Reports:
             self.log(lr, mu, final)
         if done % config.snapshot_every == 0 or final:
             self.snapshot()
+        elif done in EARLY_FIGURES:
+            self.figure1(done, "after_g" if done == 1 else None)
         if not final and time.monotonic() - self.checkpoint_t >= config.checkpoint_seconds:
             self.hooks.on_checkpoint(done, self.engine.checkpoint(done))
             self.checkpoint_t = time.monotonic()
@@ -213,8 +223,18 @@ class _Reports:
         with torch.no_grad():
             samples = g(self.fixed_z).float().cpu().numpy()                 # (64, D)
         self.hooks.on_snapshot(self.done, samples)
-        if self.engine.data_shape[1] == 1 and hasattr(self.hooks, "on_figure1"):   # 1-D toys: Figure 1
-            self.hooks.on_figure1(self.done, g, self.engine.discriminator())
+        g.train()
+        final = self.done == self.config.iterations
+        self.figure1(self.done, "end" if final else "after_g" if self.done == 1 else None)
+
+    def figure1(self, iteration: int, stage: str | None) -> None:
+        """1-D toys: the paper's Figure 1 at this moment, when the hooks draw it. stage: "start" (before any
+        update), "after_d" (D's first update, G as initialized), "after_g" (the first G update), "end"."""
+        if self.engine.data_shape[1] != 1 or not hasattr(self.hooks, "on_figure1"):
+            return
+        g = self.engine.generator()
+        g.eval()
+        self.hooks.on_figure1(iteration, g, self.engine.discriminator(), stage)
         g.train()
 
 
