@@ -67,6 +67,10 @@ class TrainConfig(BaseModel):
     g_output: OutputKind = fixed("sigmoid", "G's output unit: sigmoid for pixels in [0, 1], linear for points")
     g_bias_from_data: bool = fixed(True, "G's output bias = logit of the per-pixel training mean (pylearn2's "
                                          "init_sigmoid_bias_from_marginals)")
+    standardize: bool = fixed(
+        False, "real-valued points (a linear G output): G and D work on (x - mean) / sd of the training set, so "
+               "D's maxout kinks start inside the data; what the hooks and the artifact see is data space "
+               "(worker/training/space.py)")
     d_hidden: Layers = option((240, 240), "D's maxout hidden layer widths (units)")
     d_pieces: Int = option(5, "linear pieces per maxout unit", ge=1, le=64)
     d_init_range: float = fixed(0.005, "D's weights ~ U[-r, r]", gt=0.0, le=10.0)
@@ -115,6 +119,9 @@ class TrainConfig(BaseModel):
             raise ConfigError("update", "the conv architecture trains with 'alternating' only")
         if self.engine == "fused" and self.architecture != "mlp":
             raise ConfigError("engine", "'fused' covers the mlp architecture only; use 'autograd' or 'auto'")
+        if self.standardize and (self.architecture != "mlp" or self.g_output != "linear"):
+            raise ConfigError("standardize", "applies to real-valued points: the mlp architecture with a linear "
+                                             "G output")
         if self.score_every % self.log_every:
             # A score is stored on the metrics row of its iteration, so it must land on one.
             raise ConfigError("score_every", f"must be a multiple of log_every ({self.log_every}), "
@@ -154,7 +161,7 @@ class TrainConfig(BaseModel):
 
 
 # What runs did before a field existed, for configs (job rows, artifacts, checkpoints) stored without it.
-LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement", "engine": "auto"}
+LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement", "engine": "auto", "standardize": False}
 
 
 def option_fields() -> dict[str, FieldInfo]:
@@ -174,15 +181,17 @@ PRESETS: dict[str, TrainConfig] = {
                          d_pieces=2, g_init_range=0.05, d_init_range=0.005, optimizer="adam", lr=4e-4,
                          lr_decay=1.0, iterations=6000, log_every=50, snapshot_every=500,
                          checkpoint_seconds=30.0),
-    # Figure 1: 1-D Gaussian data, uniform z, small MLPs.
+    # Figure 1: 1-D Gaussian data, uniform z, small MLPs, on standardized points (worker/training/space.py:
+    # without it D's kinks sit outside the data and it gives up at D = 1/2 while G is still too wide), and
+    # k = 5 D-steps per G-step, keeping D near its optimum as the figure assumes.
     "toy-1d": TrainConfig(preset="toy-1d", dataset="toy-1d", latent_dim=1, g_hidden=(32, 32),
-                          g_output="linear", g_bias_from_data=False, g_init_range=0.5,
+                          g_output="linear", g_bias_from_data=False, standardize=True, g_init_range=0.5,
                           d_hidden=(32, 32), d_pieces=2, d_init_range=0.5, d_input_keep=1.0,
-                          d_hidden_keep=1.0, optimizer="adam", lr=1e-3, lr_decay=1.0, batch_size=128,
+                          d_hidden_keep=1.0, k=5, optimizer="adam", lr=1e-3, lr_decay=1.0, batch_size=128,
                           iterations=2000, log_every=20, snapshot_every=100, checkpoint_seconds=30.0),
     # 2-D mixtures (toy-ring, toy-grid): small MLPs where mode collapse shows as missing modes.
     "toy-2d": TrainConfig(preset="toy-2d", dataset="toy-ring", latent_dim=8, g_hidden=(128, 128),
-                          g_output="linear", g_bias_from_data=False, g_init_range=0.15,
+                          g_output="linear", g_bias_from_data=False, standardize=True, g_init_range=0.15,
                           d_hidden=(128, 128), d_pieces=2, d_init_range=0.15, d_input_keep=1.0,
                           d_hidden_keep=1.0, optimizer="adam", lr=1e-3, lr_decay=1.0, batch_size=256,
                           iterations=3000, log_every=50, snapshot_every=250, checkpoint_seconds=30.0),

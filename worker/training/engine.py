@@ -31,6 +31,7 @@ from models.nets import build_discriminator, build_generator
 from worker.training.checkpoint import load_checkpoint, restore_stream, run_checkpoint
 from worker.training.minibatches import Minibatches
 from worker.training.optim import Adam, Momentum
+from worker.training.space import DataSpace
 
 
 class StepStats:
@@ -58,10 +59,14 @@ class StepStats:
 class Engine(ABC):
     """One run's state, built from its config and data (N, D), restored from `resume` (a checkpoint) if given.
 
-    Subclasses build their optimizers over the parameters as they lay them out, then call set_optimizers()."""
+    Subclasses build their optimizers over the parameters as they lay them out, then call set_optimizers().
+    `space`: the data arrive standardized (config.standardize); generator(), discriminator() and finish() then
+    speak data space."""
 
-    def __init__(self, config: TrainConfig, data: np.ndarray, device: torch.device, resume: bytes | None) -> None:
+    def __init__(self, config: TrainConfig, data: np.ndarray, device: torch.device, resume: bytes | None,
+                 space: DataSpace | None = None) -> None:
         n, dim = data.shape
+        self.space = space                              # data given standardized (worker/training/space.py)
         self.config, self.device, self.data_shape, self.m = config, device, (n, dim), config.batch_size
         self.g = build_generator(config, np.asarray(np.mean(data, axis=0, dtype=np.float64))).to(device)
         self.d = build_discriminator(config, dim).to(device)
@@ -98,12 +103,12 @@ class Engine(ABC):
         """Both nets' gradients from one forward pass of a minibatch and G(z), G's taken before D moves."""
 
     def generator(self) -> nn.Module:
-        """G as an nn.Module on the device, to sample from (its mode is the caller's to set)."""
-        return self.g
+        """G as an nn.Module on the device, to sample from, in data space (its mode is the caller's to set)."""
+        return self.space.generator(self.g) if self.space is not None else self.g
 
     def discriminator(self) -> nn.Module:
-        """D as an nn.Module on the device; called without a generator it runs without dropout."""
-        return self.d
+        """D as an nn.Module on the device, of data-space points; it runs without dropout."""
+        return self.space.discriminator(self.d) if self.space is not None else self.d
 
     def checkpoint(self, iteration: int) -> bytes:
         """The whole run after `iteration` iterations (worker/training/checkpoint.py's format)."""
@@ -114,7 +119,8 @@ class Engine(ABC):
         """The trained G, in eval mode, fp32, on CPU, without gradients. The engine steps no more."""
         self.g.eval()
         self.g.requires_grad_(False)
-        return self.g.float().cpu()
+        g = self.g.float().cpu()
+        return self.space.fold_into(g) if self.space is not None else g
 
 
 __all__ = ["Engine", "StepStats"]

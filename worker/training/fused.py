@@ -24,14 +24,16 @@ from models.nets.mlp import Discriminator, Generator
 from worker.training.engine import Engine
 from worker.training.optim import max_col_norm, optimizer
 from worker.training.passes import DiscriminatorPass, GeneratorPass, padded
+from worker.training.space import DataSpace
 
 
 class FusedEngine(Engine):
     """The MLP nets' steps on preallocated buffers: D reads its input from one (2m, D + 1) buffer, the m real
     rows gathered from the training set on the device, then G(z) written in place."""
 
-    def __init__(self, config: TrainConfig, data: np.ndarray, device: torch.device, resume: bytes | None) -> None:
-        super().__init__(config, data, device, resume)
+    def __init__(self, config: TrainConfig, data: np.ndarray, device: torch.device, resume: bytes | None,
+                 space: DataSpace | None = None) -> None:
+        super().__init__(config, data, device, resume, space)
         if not isinstance(self.g, Generator) or not isinstance(self.d, Discriminator):
             raise TypeError(f"the fused engine covers the mlp architecture only, not {config.architecture!r}")
         n, dim = self.data_shape

@@ -46,6 +46,7 @@ from worker.training.hooks import (
     metrics_row,
 )
 from worker.training.optim import apply_gradients, learning_rate, max_col_norm, momentum, optimizer
+from worker.training.space import DataSpace
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,9 @@ class AutogradEngine(Engine):
     """Algorithm 1's steps on the nn.Modules of models/nets, with autograd: any architecture. Each step draws
     its data and z, runs the nets forward, takes the loss's gradients and updates one net (or both)."""
 
-    def __init__(self, config: TrainConfig, data: np.ndarray, device: torch.device, resume: bytes | None) -> None:
-        super().__init__(config, data, device, resume)
+    def __init__(self, config: TrainConfig, data: np.ndarray, device: torch.device, resume: bytes | None,
+                 space: DataSpace | None = None) -> None:
+        super().__init__(config, data, device, resume, space)
         self.x_all = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(device)   # (N, D)
         self.g_params, self.d_params = list(self.g.parameters()), list(self.d.parameters())
         self.set_optimizers(optimizer(self.g_params, config), optimizer(self.d_params, config))
@@ -139,7 +141,9 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         config = config.replace(bf16=False)
         if hasattr(hooks, "on_warning"):
             hooks.on_warning(fallback)
-    engine: Engine = (FusedEngine if config.uses_fused_engine else AutogradEngine)(config, data, dev, resume)
+    space = DataSpace.of(data) if config.standardize else None
+    engine: Engine = (FusedEngine if config.uses_fused_engine else AutogradEngine)(
+        config, space.standardize(data) if space else data, dev, resume, space)
     report = _Reports(config, engine, hooks, {"bf16_fallback": 1.0} if fallback else {})
     if engine.start == 0:
         report.figure1(0, "start")                              # Figure 1 (a): before any update
