@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.config import PRESETS, TrainConfig
+from models.config import LEGACY_VALUES, PRESETS, TrainConfig
 from worker.training.checkpoint import NOT_IN_KEY, CheckpointMismatch, load_checkpoint, save_checkpoint
 from worker.training.hooks import NonFiniteLoss, TrainingStopped
 from worker.training.loop import train
@@ -242,7 +242,7 @@ def test_checkpoint_from_before_data_order_resumes() -> None:
     train(config, easy_data(), hooks, device="cpu")
     state = load_checkpoint(hooks.checkpoints[2][1])
     del state["minibatches"]
-    old_dict = {k: v for k, v in config.to_dict().items() if k not in ("data_order", "engine")}  # both newer
+    old_dict = {k: v for k, v in config.to_dict().items() if k not in LEGACY_VALUES}  # all newer than that run
     state["config"] = json.dumps({k: v for k, v in old_dict.items() if k not in NOT_IN_KEY}, sort_keys=True)
     old_blob = save_checkpoint({k: v for k, v in state.items() if k != "format"})
     resumed = train(TrainConfig.from_dict(old_dict), easy_data(), Recorder(), resume=old_blob, device="cpu")
