@@ -22,23 +22,18 @@ import torch
 from models.config import PRESETS, TrainConfig
 from worker.training.engine import Engine
 from worker.training.fused import FusedEngine
-from worker.training.hooks import TrainingStopped
+from worker.training.hooks import QuietHooks, TrainingStopped
 from worker.training.loop import AutogradEngine, train
 from worker.training.optim import learning_rate, momentum
 
 
-class _Window:
+class _Window(QuietHooks):
     """TrainHooks that time iterations warmup+1.. between two device synchronisations, then stop the run."""
 
     def __init__(self, seconds: float, device: torch.device, warmup: int = 20) -> None:
         self.seconds, self.device, self.warmup = seconds, device, warmup
         self.calls, self.t0, self.t1 = 0, 0.0, 0.0
 
-    def on_metrics(self, row: dict[str, float]) -> None: ...
-    def on_snapshot(self, iteration: int, samples: np.ndarray) -> None: ...
-    def on_checkpoint(self, iteration: int, blob: bytes) -> None: ...
-    def on_score(self, iteration: int, generator: torch.nn.Module) -> dict[str, float]:
-        return {}
 
     def should_stop(self) -> bool:
         self.calls += 1                                       # call n comes after n - 1 iterations

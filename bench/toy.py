@@ -18,19 +18,8 @@ from bench.train import cpu_name
 from models import datasets
 from models.config import PRESETS
 from models.nets.common import noise
+from worker.training.hooks import QuietHooks
 from worker.training.loop import train
-
-
-class _Quiet:
-    """Hooks that keep nothing."""
-
-    def on_metrics(self, row: dict[str, float]) -> None: ...
-    def on_snapshot(self, iteration: int, samples: np.ndarray) -> None: ...
-    def on_checkpoint(self, iteration: int, blob: bytes) -> None: ...
-    def on_score(self, iteration: int, generator: torch.nn.Module) -> dict[str, float]:
-        return {}
-    def should_stop(self) -> bool:
-        return False
 
 
 def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -44,7 +33,7 @@ def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
 def run_seed(seed: int, data: np.ndarray, **overrides: Any) -> dict[str, float]:
     config = PRESETS["toy-1d"].replace(seed=seed, **overrides)
     t0 = time.perf_counter()
-    out = train(config, data, _Quiet(), device="cpu")
+    out = train(config, data, QuietHooks(), device="cpu")
     seconds = time.perf_counter() - t0
     z = noise((10_000, 1), config.noise_scale, torch.Generator().manual_seed(99))
     with torch.no_grad():

@@ -40,7 +40,7 @@ import torch
 from models import datasets
 from models.config import PRESETS, TrainConfig
 from worker.training.device import REPORTED_CPU_FLAGS, cpu_flags, native_bf16
-from worker.training.hooks import TrainingStopped
+from worker.training.hooks import QuietHooks, TrainingStopped
 from worker.training.loop import train
 
 FLOPS_COUNTED = ("2*M*K*N per matrix product; D-step: G fwd (m rows), D fwd (2m rows), D weight grads, D input "
@@ -106,18 +106,13 @@ def gemm_pass_times(prods: list[Product], seconds: float, dtype: torch.dtype = t
     return times
 
 
-class _Clock:
+class _Clock(QuietHooks):
     """TrainHooks that record the time of every iteration and stop the run after `seconds`."""
 
     def __init__(self, seconds: float, warmup: int = 3) -> None:
         self.seconds, self.warmup = seconds, warmup
         self.stamps: list[float] = []
 
-    def on_metrics(self, row: dict[str, float]) -> None: ...
-    def on_snapshot(self, iteration: int, samples: np.ndarray) -> None: ...
-    def on_checkpoint(self, iteration: int, blob: bytes) -> None: ...
-    def on_score(self, iteration: int, generator: torch.nn.Module) -> dict[str, float]:
-        return {}
 
     def should_stop(self) -> bool:
         self.stamps.append(time.perf_counter())

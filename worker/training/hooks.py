@@ -39,6 +39,19 @@ class TrainHooks(Protocol):
     # (bf16 on a device without native bf16 trains in fp32).
 
 
+class QuietHooks:
+    """TrainHooks that keep nothing and never stop a run: the base of benchmarks and tools that only time or
+    sample a run (override should_stop to end it)."""
+
+    def on_metrics(self, row: dict[str, float]) -> None: ...
+    def on_snapshot(self, iteration: int, samples: np.ndarray) -> None: ...
+    def on_checkpoint(self, iteration: int, blob: bytes) -> None: ...
+    def on_score(self, iteration: int, generator: nn.Module) -> dict[str, float]:
+        return {}
+    def should_stop(self) -> bool:
+        return False
+
+
 @dataclass
 class TrainOutcome:
     generator: nn.Module          # G (models/nets): eval mode, fp32, on CPU, without gradients
@@ -60,4 +73,4 @@ def metrics_row(config: TrainConfig, done: int, lr: float, mu: float, sums: list
             "value": value, "jsd": (value + math.log(4.0)) / 2.0, "it_per_s": it_per_s}
 
 
-__all__ = ["SNAPSHOT_SAMPLES", "NonFiniteLoss", "TrainHooks", "TrainOutcome", "TrainingStopped", "metrics_row"]
+__all__ = ["SNAPSHOT_SAMPLES", "NonFiniteLoss", "QuietHooks", "TrainHooks", "TrainOutcome", "TrainingStopped", "metrics_row"]

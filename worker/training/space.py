@@ -51,32 +51,29 @@ class DataSpace:
         return g
 
 
-class _ToData(nn.Module):
+class _Affine(nn.Module):
+    """A net wrapped with the space's mean and sd as buffers on the net's device."""
+
+    def __init__(self, net: nn.Module, space: DataSpace) -> None:
+        super().__init__()
+        self.net = net
+        device = next(net.parameters()).device
+        self.register_buffer("mean", torch.as_tensor(space.mean, dtype=torch.float32, device=device))
+        self.register_buffer("sd", torch.as_tensor(space.sd, dtype=torch.float32, device=device))
+
+
+class _ToData(_Affine):
     """G(z) in data space: mean + sd * G(z)."""
 
-    def __init__(self, g: nn.Module, space: DataSpace) -> None:
-        super().__init__()
-        self.g = g
-        param = next(g.parameters())
-        self.register_buffer("mean", torch.as_tensor(space.mean, dtype=torch.float32, device=param.device))
-        self.register_buffer("sd", torch.as_tensor(space.sd, dtype=torch.float32, device=param.device))
-
     def forward(self, z: Tensor) -> Tensor:
-        return torch.addcmul(self.mean, self.g(z), self.sd)                 # (B, D)
+        return torch.addcmul(self.mean, self.net(z), self.sd)               # (B, D)
 
 
-class _FromData(nn.Module):
+class _FromData(_Affine):
     """D of data-space points: D((x - mean) / sd)."""
 
-    def __init__(self, d: nn.Module, space: DataSpace) -> None:
-        super().__init__()
-        self.d = d
-        param = next(d.parameters())
-        self.register_buffer("mean", torch.as_tensor(space.mean, dtype=torch.float32, device=param.device))
-        self.register_buffer("sd", torch.as_tensor(space.sd, dtype=torch.float32, device=param.device))
-
     def forward(self, x: Tensor) -> Tensor:
-        return self.d((x - self.mean) / self.sd)                           # (B, 1) logits
+        return self.net((x - self.mean) / self.sd)                         # (B, 1) logits
 
 
 __all__ = ["DataSpace"]
