@@ -28,6 +28,7 @@ Architecture = Literal["mlp", "conv"]
 Keep = Literal["last", "best"]
 DataOrder = Literal["shuffled", "with-replacement"]
 Engine = Literal["auto", "autograd", "fused"]
+LrSchedule = Literal["exponential", "cosine"]
 
 MAX_ITERATIONS = 10_000_000
 # Strict: a JSON `true` is not the integer 1, and "5" is not 5.
@@ -89,9 +90,13 @@ class TrainConfig(BaseModel):
         "shuffled", "shuffled: every pass over the training set a new permutation, each row once (pylearn2's, "
                     "the authors'); with-replacement: i.i.d. indices")
     optimizer: Optimizer = option("sgd", "sgd with momentum (the paper's) or adam")
-    lr: float = option(0.1, "learning rate; SGD divides it by lr_decay after every update", gt=0.0, le=10.0)
-    lr_decay: float = option(1.000004, "SGD's per-update learning-rate divisor", ge=1.0, le=2.0)
-    lr_min: float = option(1e-6, "floor of the decayed learning rate", ge=0.0, le=10.0)
+    lr: float = option(0.1, "learning rate at the first update; lr_schedule says how it decays", gt=0.0, le=10.0)
+    lr_schedule: LrSchedule = option(
+        "exponential", "exponential: SGD divides lr by lr_decay after every update (pylearn2's), Adam keeps lr; "
+                       "cosine: either optimizer follows half a cosine from lr to lr_min over the iterations")
+    lr_decay: float = option(1.000004, "SGD's per-update learning-rate divisor (lr_schedule exponential)",
+                             ge=1.0, le=2.0)
+    lr_min: float = option(1e-6, "floor of the decayed learning rate; the cosine schedule's last", ge=0.0, le=10.0)
     momentum_start: float = option(0.5, "SGD momentum at epoch 1", ge=0.0, le=1.0)
     momentum_end: float = option(0.7, "SGD momentum from momentum_saturate_epoch on", ge=0.0, le=1.0)
     momentum_saturate_epoch: Int = fixed(250, "the epoch at which momentum reaches momentum_end", ge=1)
@@ -161,7 +166,8 @@ class TrainConfig(BaseModel):
 
 
 # What runs did before a field existed, for configs (job rows, artifacts, checkpoints) stored without it.
-LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement", "engine": "auto", "standardize": False}
+LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement", "engine": "auto", "standardize": False,
+                                 "lr_schedule": "exponential"}
 
 
 def option_fields() -> dict[str, FieldInfo]:
