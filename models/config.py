@@ -187,14 +187,16 @@ PRESETS: dict[str, TrainConfig] = {
                          d_pieces=2, g_init_range=0.05, d_init_range=0.005, optimizer="adam", lr=4e-4,
                          lr_decay=1.0, iterations=6000, log_every=50, snapshot_every=500,
                          checkpoint_seconds=30.0),
-    # Figure 1: 1-D Gaussian data, uniform z, small MLPs, on standardized points (worker/training/space.py:
-    # without it D's kinks sit outside the data and it gives up at D = 1/2 while G is still too wide), and
-    # k = 5 D-steps per G-step, keeping D near its optimum as the figure assumes.
+    # Figure 1: 1-D Gaussian data, a 1-D uniform z, small MLPs, on standardized points (worker/training/space.py:
+    # without it D's kinks sit outside the data and it gives up at D = 1/2 while G is still too wide), k = 5
+    # D-steps per G-step, keeping D near its optimum as the figure assumes, and Adam's rate decayed by a cosine
+    # to 1e-5: at a constant rate G keeps wandering around p_data instead of settling on it.
     "toy-1d": TrainConfig(preset="toy-1d", dataset="toy-1d", latent_dim=1, g_hidden=(32, 32),
                           g_output="linear", g_bias_from_data=False, standardize=True, g_init_range=0.5,
                           d_hidden=(32, 32), d_pieces=2, d_init_range=0.5, d_input_keep=1.0,
-                          d_hidden_keep=1.0, k=5, optimizer="adam", lr=1e-3, lr_decay=1.0, batch_size=128,
-                          iterations=2000, log_every=20, snapshot_every=100, checkpoint_seconds=30.0),
+                          d_hidden_keep=1.0, k=5, optimizer="adam", lr=1e-3, lr_schedule="cosine", lr_min=1e-5,
+                          lr_decay=1.0, batch_size=128, iterations=3000, log_every=20, snapshot_every=100,
+                          checkpoint_seconds=30.0),
     # 2-D mixtures (toy-ring, toy-grid): small MLPs where mode collapse shows as missing modes.
     "toy-2d": TrainConfig(preset="toy-2d", dataset="toy-ring", latent_dim=8, g_hidden=(128, 128),
                           g_output="linear", g_bias_from_data=False, standardize=True, g_init_range=0.15,
