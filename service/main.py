@@ -19,6 +19,7 @@ from service.api import (
     health,
     jobs,
     limits,
+    methods,
     metrics,
     models,
     parzen,
@@ -63,6 +64,8 @@ def middleware(settings: Settings) -> list[Middleware]:
         # Last, inside the limits, so a client without a key is still rate limited and its oversized body
         # refused unread. Reads need a key only when settings.read_requires_key; writes check theirs (ApiKey).
         Middleware(auth.ReadAccess),
+        # OPTIONS is answered with the path's Allow here; without CORS it would otherwise be a 405.
+        Middleware(methods.Options),
     ]
 
 

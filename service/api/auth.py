@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import HTTPException, Security
+from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -25,19 +25,25 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 PUBLIC_PREFIXES = ("/static/",)
 
 
-def presented_key(x_api_key: str | None, authorization: str | None) -> str | None:
-    if x_api_key:
-        return x_api_key
-    if authorization and authorization[:7].lower() == "bearer ":
-        return authorization[7:].strip()
-    return None
+def presented_keys(x_api_key: str | None, authorization: str | None) -> list[str]:
+    """Every credential the request presents; an Authorization header that is not a bearer token counts as
+    one (which no key matches), so it cannot ride along unchecked beside a valid key."""
+    keys = [x_api_key] if x_api_key is not None else []
+    if authorization is not None:
+        keys.append(authorization[7:].strip() if authorization[:7].lower() == "bearer " else "")
+    return keys
 
 
-def scope_key(scope: Scope) -> str | None:
-    """The key an ASGI request presents, read straight from its raw headers (no Request object)."""
+def credentials_valid(keys: list[str]) -> bool:
+    """At least one credential, and every one presented is an accepted key."""
+    return bool(keys) and all(key_is_valid(key) for key in keys)
+
+
+def scope_keys(scope: Scope) -> list[str]:
+    """The credentials an ASGI request presents, read straight from its raw headers (no Request object)."""
     headers = {k: v for k, v in scope["headers"] if k in (b"x-api-key", b"authorization")}
-    return presented_key(headers.get(b"x-api-key", b"").decode("latin-1") or None,
-                         headers.get(b"authorization", b"").decode("latin-1") or None)
+    return presented_keys(*(headers[name].decode("latin-1") if name in headers else None
+                            for name in (b"x-api-key", b"authorization")))
 
 
 def _unauthorized() -> HTTPException:
@@ -48,10 +54,11 @@ def _unauthorized() -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def require_api_key(x_api_key: Annotated[str | None, Security(_HEADER)] = None,
+def require_api_key(request: Request, x_api_key: Annotated[str | None, Security(_HEADER)] = None,
                     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None) -> None:
-    """Dependency of every mutating route."""
-    if not key_is_valid(x_api_key or (bearer.credentials if bearer else None)):
+    """Dependency of every mutating route. The two security schemes document the headers; the check reads
+    the raw headers, so a second, wrong credential beside a valid one is refused too."""
+    if not credentials_valid(scope_keys(request.scope)):
         raise _unauthorized()
 
 
@@ -69,7 +76,7 @@ class ReadAccess:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if (scope["type"] == "http" and get_settings().read_requires_key and path not in PUBLIC_PATHS
-                and not path.startswith(PUBLIC_PREFIXES) and not key_is_valid(scope_key(scope))):
+                and not path.startswith(PUBLIC_PREFIXES) and not credentials_valid(scope_keys(scope))):
             denied = _unauthorized()
             await problem(401, str(denied.detail), headers=denied.headers)(scope, receive, send)
             return

@@ -15,9 +15,9 @@ from collections import OrderedDict
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.auth import scope_key
+from service.api.auth import credentials_valid, scope_keys
 from service.api.problems import problem
-from service.keys import key_hash, key_is_valid
+from service.keys import key_hash
 from service.settings import get_settings
 from service.telemetry.metrics import RATE_LIMITED
 
@@ -146,8 +146,8 @@ class RateLimit:
 
     @staticmethod
     def client(scope: Scope) -> str:
-        key = scope_key(scope)
-        if key and key_is_valid(key):
-            return "key:" + key_hash(key)
+        keys = scope_keys(scope)
+        if credentials_valid(keys):
+            return "key:" + key_hash(keys[0])
         host = scope.get("client") or ("unknown", 0)
         return "ip:" + str(host[0])

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.config import ConfigError
 from models.config_errors import explain
+from service.api.methods import allowed_methods
 from service.db.blobs import BlobCorrupt
 from service.errors import BrokerUnavailable, IdempotencyConflict, InvalidParameter, NotFound, TooLarge, Unavailable
 
@@ -89,7 +90,11 @@ _BROKER_ERRORS = (BrokerUnavailable, BrokerError, RedisConnectionError, RedisTim
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        allow = ", ".join(allowed_methods(request.scope)) or (headers or {}).get("Allow", "")
+        return problem(405, f"method {request.method} not allowed here; allowed: {allow}", headers={"Allow": allow})
+    return problem(exc.status_code, str(exc.detail), headers=headers)
 
 
 async def _plain_error(request: Request, exc: Exception) -> JSONResponse:

@@ -17,6 +17,9 @@ from pydantic import BaseModel, Field
 
 from service.api import query
 from service.serving import generate
+from service.serving.bounds import DB_INT_MAX, MODEL_NAME
+from service.serving.noise import MAX_SEED, METHODS
+from service.settings import get_settings
 
 
 class RequestRoute(APIRoute):
@@ -41,13 +44,30 @@ _INTERPOLATE_MEDIA: dict[str, Any] = {media: {} for media in generate.INTERPOLAT
 _IF_NONE_MATCH = {"If-None-Match": "ETags of a cached response: 304 when one matches"}
 
 
+def _documented(**schema: Any) -> Any:
+    """Bounds stated in the OpenAPI schema only: service/serving/generate.py checks them, with messages that
+    say what is allowed."""
+    return {"json_schema_extra": schema}
+
+
+_LIMITS = get_settings()
+_VERSION = _documented(minimum=1, maximum=DB_INT_MAX)
+_FLOAT = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d{1,3})?"
+# A seed, or comma-separated finite floats. How many floats (the model's latent size) and a seed's upper
+# bound past 19 digits are not expressible here: a request that breaks them is a 422 naming the field.
+LATENT = rf"^\s*(\d{{1,19}}|{_FLOAT}(\s*,\s*{_FLOAT})*)\s*$"
+
+
 class SamplesQuery(BaseModel):
-    model: str = Field(description="model name, see GET /models")
-    n: int = Field(default=64, description="number of samples, 1..1024")
-    seed: int | None = Field(default=None, description="0..2^63-1; default: chosen and returned in X-Seed")
-    version: int | None = Field(default=None, description="default: the latest")
+    model: str = Field(description="model name, see GET /models", pattern=MODEL_NAME)
+    n: int = Field(default=64, description=f"number of samples, 1..{_LIMITS.max_samples}",
+                   **_documented(minimum=1, maximum=_LIMITS.max_samples))
+    seed: int | None = Field(default=None, description="0..2^63-1; default: chosen and returned in X-Seed",
+                             **_documented(minimum=0, maximum=MAX_SEED))
+    version: int | None = Field(default=None, description="default: the latest", **_VERSION)
     fmt: str = Field(default="png", alias="format", description="png (a grid), json (z, per-image PNG data URLs), "
-                                                                "npy (float32 (n, C, H, W))")
+                                                                "npy (float32 (n, C, H, W))",
+                     **_documented(enum=list(generate.SAMPLE_FORMATS)))
     neighbors: bool = Field(default=False, description="also the nearest training image of each sample "
                                                        "(Figure 2): png shows the samples' grid and, right of "
                                                        "it, the neighbours in the same cells; json adds index "
@@ -55,15 +75,19 @@ class SamplesQuery(BaseModel):
 
 
 class InterpolateQuery(BaseModel):
-    model: str = Field(description="model name, see GET /models")
-    z0: str = Field(description="an integer seed (the first z of /samples?seed=…) or comma-separated floats, as "
-                                "many as the model's latent size")
-    z1: str = Field(description="like z0")
-    steps: int = Field(default=10, description="frames including both ends, 2..64")
-    version: int | None = Field(default=None, description="default: the latest")
-    method: str = Field(default="lerp", description="lerp (straight line, Figure 3) or slerp")
+    model: str = Field(description="model name, see GET /models", pattern=MODEL_NAME)
+    z0: str = Field(description="an integer seed 0..2^63-1 (the first z of /samples?seed=…) or comma-separated "
+                                "finite floats, exactly as many as the model's latent size (else 422)",
+                    pattern=LATENT, max_length=1 << 16)
+    z1: str = Field(description="like z0", pattern=LATENT, max_length=1 << 16)
+    steps: int = Field(default=10, description=f"frames including both ends, 2..{_LIMITS.max_interpolation_steps}",
+                       **_documented(minimum=2, maximum=_LIMITS.max_interpolation_steps))
+    version: int | None = Field(default=None, description="default: the latest", **_VERSION)
+    method: str = Field(default="lerp", description="lerp (straight line, Figure 3) or slerp",
+                        **_documented(enum=list(METHODS)))
     fmt: str = Field(default="png", alias="format", description="png (one strip), gif (animated), json (z and "
-                                                                "per-frame PNG data URLs)")
+                                                                "per-frame PNG data URLs)",
+                     **_documented(enum=list(generate.INTERPOLATE_FORMATS)))
 
 
 @router.get("/samples", response_class=Response, responses={200: {"content": _SAMPLE_MEDIA}, 304: {}},

@@ -143,7 +143,7 @@ class Registry:
 
     def resolve(self, name: str, version: int | None = None) -> VersionInfo:
         with session_scope() as session:
-            if not re.match(MODEL_NAME, name):  # cannot exist (and a NUL byte would upset PostgreSQL)
+            if not re.fullmatch(MODEL_NAME, name):  # cannot exist (and a NUL byte would upset PostgreSQL)
                 raise NotFound(self._not_found_message(session, name, version))
             query = select(ModelVersion).where(ModelVersion.name == name)
             query = query.where(ModelVersion.version == version) if version is not None else \
