@@ -23,6 +23,8 @@ _BEARER = HTTPBearer(auto_error=False, description="the same API key as a bearer
 # Probes and scrapes stay reachable when reads are keyed: orchestrators and Prometheus carry no key.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 PUBLIC_PREFIXES = ("/static/",)
+# Routes whose bodies are large enough that the key must be checked before a byte of them is read.
+UPLOAD_PATHS = frozenset({"/datasets"})
 
 
 def presented_keys(x_api_key: str | None, authorization: str | None) -> list[str]:
@@ -63,7 +65,7 @@ def require_api_key(request: Request, x_api_key: Annotated[str | None, Security(
 
 
 class ReadAccess:
-    """Reads need a key only when settings.read_requires_key; probes, scrapes (PUBLIC_PATHS) and the gallery's
+    """Uploads need a key before their body is read. Reads need a key only when settings.read_requires_key; probes, scrapes (PUBLIC_PATHS) and the gallery's
     static files stay public. Mutating routes check their key themselves (require_api_key), whatever this says.
 
     A pure ASGI middleware, not an app-wide dependency: FastAPI's dependency machinery cost every request
@@ -75,9 +77,19 @@ class ReadAccess:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if (scope["type"] == "http" and get_settings().read_requires_key and path not in PUBLIC_PATHS
-                and not path.startswith(PUBLIC_PREFIXES) and not credentials_valid(scope_keys(scope))):
+        if scope["type"] == "http" and (self._keyed_read(path) or self._upload(scope)) \
+                and not credentials_valid(scope_keys(scope)):
             denied = _unauthorized()
             await problem(401, str(denied.detail), headers=denied.headers)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def _keyed_read(path: str) -> bool:
+        return get_settings().read_requires_key and path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES)
+
+    @staticmethod
+    def _upload(scope: Scope) -> bool:
+        """An upload's key is checked here, before its body (up to upload_max_bytes) is read: FastAPI would
+        parse the whole form before the route's ApiKey dependency ran."""
+        return scope["method"] == "POST" and scope["path"].rstrip("/") in UPLOAD_PATHS

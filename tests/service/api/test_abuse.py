@@ -114,3 +114,18 @@ def test_integral_floats_are_integers_as_json_schema_says(client) -> None:  # ty
     response = client.post("/jobs", json={"model": "floats", "g_hidden": [64.0], "iterations": 10.0})
     assert response.status_code == 202, response.text
     client.delete(f"/jobs/{response.json()['id']}")
+
+
+@pytest.mark.parametrize("key", ["", "wrong"])
+def test_an_upload_without_a_valid_key_is_refused_before_its_body_is_sent(live_server, key) -> None:  # type: ignore[no-untyped-def]
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(live_server)
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        # Headers announcing a 60 MB multipart body, and not one byte of it: the answer must come anyway.
+        sock.sendall((f"POST /datasets HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n"
+                      f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {60 << 20}\r\n\r\n").encode())
+        sock.settimeout(5)
+        head = sock.recv(4096).decode("latin-1")
+    assert head.startswith("HTTP/1.1 401"), head
