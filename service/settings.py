@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     # chunks (service/db/blobs.py), so a checkpoint may pass PostgreSQL's 1 GB bytea limit. The minimum
     # intervals keep a job from writing a metrics row, a sample grid or a checkpoint per iteration.
     max_parameters: int = 150_000_000
+    # Bytes per stored blob chunk (service/db/blobs.py): a bytea value holds at most 1 GB.
+    blob_chunk_bytes: int = 8 << 20
     max_checkpoint_bytes: int = 2 << 30
     min_log_every: int = 10
     min_snapshot_every: int = 10

@@ -45,8 +45,8 @@ _IF_NONE_MATCH = {"If-None-Match": "ETags of a cached response: 304 when one mat
 
 
 def _documented(**schema: Any) -> Any:
-    """Bounds stated in the OpenAPI schema only: service/serving/generate.py checks them, with messages that
-    say what is allowed."""
+    """Bounds stated in the OpenAPI schema only: service/serving/generate.py and noise.py check them, with
+    messages that say what is allowed (a request past them is a 422, or a 404 for a name no model has)."""
     return {"json_schema_extra": schema}
 
 
@@ -55,11 +55,16 @@ _VERSION = _documented(minimum=1, maximum=DB_INT_MAX)
 _FLOAT = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d{1,3})?"
 # A seed, or comma-separated finite floats. How many floats (the model's latent size) and a seed's upper
 # bound past 19 digits are not expressible here: a request that breaks them is a 422 naming the field.
+# uvicorn refuses a request line much past 16 KB with a plain-text 400 before the app sees it; two latents
+# and the rest of the query stay under it.
+LATENT_MAX_CHARS = 6000
 LATENT = rf"^\s*(\d{{1,19}}|{_FLOAT}(\s*,\s*{_FLOAT})*)\s*$"
+
+_LATENT = _documented(pattern=LATENT, maxLength=LATENT_MAX_CHARS)
 
 
 class SamplesQuery(BaseModel):
-    model: str = Field(description="model name, see GET /models", pattern=MODEL_NAME)
+    model: str = Field(description="model name, see GET /models", **_documented(pattern=MODEL_NAME))
     n: int = Field(default=64, description=f"number of samples, 1..{_LIMITS.max_samples}",
                    **_documented(minimum=1, maximum=_LIMITS.max_samples))
     seed: int | None = Field(default=None, description="0..2^63-1; default: chosen and returned in X-Seed",
@@ -75,11 +80,11 @@ class SamplesQuery(BaseModel):
 
 
 class InterpolateQuery(BaseModel):
-    model: str = Field(description="model name, see GET /models", pattern=MODEL_NAME)
+    model: str = Field(description="model name, see GET /models", **_documented(pattern=MODEL_NAME))
     z0: str = Field(description="an integer seed 0..2^63-1 (the first z of /samples?seed=…) or comma-separated "
                                 "finite floats, exactly as many as the model's latent size (else 422)",
-                    pattern=LATENT, max_length=1 << 16)
-    z1: str = Field(description="like z0", pattern=LATENT, max_length=1 << 16)
+                    **_LATENT)
+    z1: str = Field(description="like z0", **_LATENT)
     steps: int = Field(default=10, description=f"frames including both ends, 2..{_LIMITS.max_interpolation_steps}",
                        **_documented(minimum=2, maximum=_LIMITS.max_interpolation_steps))
     version: int | None = Field(default=None, description="default: the latest", **_VERSION)

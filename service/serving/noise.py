@@ -71,7 +71,7 @@ def parse_latent(field: str, text: str, prior: Prior) -> tuple[np.ndarray, int |
                f"(the model's latent size)")
     if _SEED.fullmatch(text):
         if len(text.strip().lstrip("0")) > _SEED_DIGITS:
-            raise InvalidParameter(field, f"must be {allowed}; the seed has more than {_SEED_DIGITS} digits")
+            raise InvalidParameter(field, f"must be {allowed}; the seed is too large (more than {_SEED_DIGITS} digits)")
         seed = int(text)
         if seed > MAX_SEED:
             raise InvalidParameter(field, f"must be {allowed}; the seed {seed} is too large")

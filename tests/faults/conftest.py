@@ -62,6 +62,25 @@ def wait_until(predicate: Any, timeout: float, what: str, every: float = 0.1) ->
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def restore_dump(url: str, dump: Path) -> None:
+    """psql < the dump: the embedded server's own client when it has one, else the machine's."""
+    import gzip
+    import shutil
+
+    import pgserver
+
+    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
+    psql = str(bundled) if bundled.exists() else shutil.which("psql") or "psql"
+    # pg_dump 15.14+ wraps a dump in \restrict … \unrestrict, which older clients do not know; the dump is
+    # ours, so the guard is dropped.
+    sql = b"\n".join(line for line in gzip.decompress(dump.read_bytes()).split(b"\n")
+                     if not line.startswith((b"\\restrict", b"\\unrestrict")))
+    result = subprocess.run([psql, "-v", "ON_ERROR_STOP=1", "-q", url], input=sql, capture_output=True,
+                            timeout=120, check=False)
+    if result.returncode:
+        raise RuntimeError(f"restoring {dump} failed: {result.stderr.decode(errors='replace')[-3000:]}")
+
+
 class ApiProcess:
     """`uvicorn service.main:app` in its own process group (so its reconciler runs for real)."""
 
@@ -96,10 +115,13 @@ class ApiProcess:
 
 
 class FaultStack:
-    def __init__(self, root: Path, **settings: str) -> None:
+    def __init__(self, root: Path, restore: Path | None = None, **settings: str) -> None:
+        """restore: a gzipped plain-SQL dump loaded before the API starts (and migrates it to head)."""
         self.root = root
         self.pg = EmbeddedPostgres(root)
         self.redis = EmbeddedRedis(root)
+        if restore is not None:
+            restore_dump(self.pg.url, restore)
         self.env = {**os.environ, **FAST, **settings, "GANSERVE_HOME": str(root),
                     "GANSERVE_CACHE_DIR": str(root / "cache"), "GANSERVE_DATABASE_URL": self.pg.url,
                     "GANSERVE_REDIS_URL": self.redis.url}

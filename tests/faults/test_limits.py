@@ -156,8 +156,9 @@ def test_an_artifact_that_fails_its_sha256_is_never_served(client: Any) -> None:
     name = f"corrupt-{uuid.uuid4().hex[:8]}"
     register_model(name, seed=11)
     with session_scope() as session:  # flip bytes of the stored ONNX, leaving the registered digest
-        session.execute(text("UPDATE blobs SET data = overlay(data placing '\\xdeadbeef'::bytea from 40) "
-                             "WHERE key = (SELECT artifact_key FROM model_versions WHERE name = :n)"), {"n": name})
+        session.execute(text("UPDATE blob_chunks SET data = overlay(data placing '\\xdeadbeef'::bytea from 40) "
+                             "WHERE seq = 0 AND key = (SELECT artifact_key FROM model_versions WHERE name = :n)"),
+                        {"n": name})
     try:
         problem = _problem(client.get("/samples", params={"model": name, "n": 4}), 500)
         assert "integrity" in problem["detail"]

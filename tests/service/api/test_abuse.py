@@ -102,7 +102,7 @@ def test_the_paper_presets_fit_the_budget_and_a_checkpoint_every_5_s_is_allowed(
     from models.datasets import image_shape_of
     from service.settings import get_settings
 
-    for name, config in PRESETS.items():
+    for config in PRESETS.values():
         budget.check(config.replace(optimizer="adam"), image_shape_of(config.dataset),  # type: ignore[arg-type]
                      get_settings().budget)
     response = client.post("/jobs", json={"model": "budget-ok", "checkpoint_seconds": 5, "iterations": 10})
