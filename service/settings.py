@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1 << 20
     sample_rate_per_s: float = 20.0
     sample_burst: int = 40
+    # Admission by cost (service/serving/admission.py) on the endpoints that run a model: a request costs
+    # n × output values (+ n × training rows with neighbors). Each client's bucket holds sample_cost_burst
+    # units refilled at sample_cost_per_s (0 disables) → 429 beyond it; an n=1024 MNIST request with
+    # neighbours (~52 M units) fits one burst. Render work in flight across clients is at most render_max_cost
+    # (→ 503). A response larger than max_response_bytes is refused (422 naming n or steps).
+    sample_cost_per_s: float = 20_000_000.0
+    sample_cost_burst: int = 64_000_000
+    render_max_cost: int = 256_000_000
+    max_response_bytes: int = 256 << 20
     # Log lines as JSON objects (request and job ids included); false gives plain text for a terminal.
     json_logs: bool = True
     # The API writes INFO and DEBUG lines (one per request) in batches at most this many seconds apart, not one

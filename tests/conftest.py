@@ -36,6 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("GANSERVE_API_KEY", TEST_API_KEY)
     # Tests fire many sample requests from one client: no rate limit unless a test turns it on.
     os.environ.setdefault("GANSERVE_SAMPLE_RATE_PER_S", "0")
+    os.environ.setdefault("GANSERVE_SAMPLE_COST_PER_S", "0")
     from service.cli.embedded import EmbeddedPostgres, EmbeddedRedis
 
     if not os.environ.get("GANSERVE_DATABASE_URL"):

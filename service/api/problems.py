@@ -20,7 +20,16 @@ from models.config import ConfigError
 from models.config_errors import explain
 from service.api.methods import allowed_methods
 from service.db.blobs import BlobCorrupt
-from service.errors import BrokerUnavailable, IdempotencyConflict, InvalidParameter, NotFound, TooLarge, Unavailable
+from service.errors import (
+    BrokerUnavailable,
+    Busy,
+    IdempotencyConflict,
+    InvalidParameter,
+    NotFound,
+    TooLarge,
+    TooManyRequests,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +111,11 @@ async def _plain_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(status, str(exc))
 
 
+async def _retry_later(request: Request, exc: TooManyRequests | Busy) -> JSONResponse:
+    status = 429 if isinstance(exc, TooManyRequests) else 503
+    return problem(status, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+
+
 async def _invalid_field(request: Request, exc: InvalidParameter | ConfigError) -> JSONResponse:
     return problem(422, str(exc), [{"field": exc.field, "message": exc.message}])
 
@@ -141,6 +155,7 @@ def install(app: FastAPI) -> None:
     handlers: list[tuple[Any, Any]] = [
         (StarletteHTTPException, _http_error), (RequestValidationError, _validation),
         (InvalidParameter, _invalid_field), (ConfigError, _invalid_field),
+        (TooManyRequests, _retry_later), (Busy, _retry_later),
         *((cls, _plain_error) for cls in _STATUS),
         (DBAPIError, _database_down), (PoolTimeout, _database_down), (DataError, _unstorable_value),
         *((cls, _broker_down) for cls in _BROKER_ERRORS),

@@ -8,7 +8,8 @@ framework cost), and the endpoints are RequestRoutes, called with the Request as
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -16,6 +17,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from service.api import query
+from service.api.limits import RateLimit
 from service.serving import generate
 from service.serving.bounds import DB_INT_MAX, MODEL_NAME
 from service.serving.noise import MAX_SEED, METHODS
@@ -100,8 +102,9 @@ class InterpolateQuery(BaseModel):
 async def samples(request: Request) -> Response:
     """`n` samples of a model version. Same version + seed + n + format → the same bytes."""
     q = query.parse(SamplesQuery, request)
-    return _response(await generate.samples(q.model, q.n, q.seed, q.version, q.fmt, q.neighbors,
-                                            request.headers.get("if-none-match")))
+    return await _unless_gone(request, generate.samples(q.model, q.n, q.seed, q.version, q.fmt, q.neighbors,
+                                                        request.headers.get("if-none-match"),
+                                                        RateLimit.client(request.scope)))
 
 
 @router.get("/interpolate", response_class=Response, responses={200: {"content": _INTERPOLATE_MEDIA}, 304: {}},
@@ -109,9 +112,31 @@ async def samples(request: Request) -> Response:
 async def interpolate(request: Request) -> Response:
     """Images along a path in z space from z0 to z1; the end frames are exactly those of z0 and z1."""
     q = query.parse(InterpolateQuery, request)
-    return _response(await generate.interpolation(q.model, q.z0, q.z1, q.steps, q.version, q.method, q.fmt,
-                                                  request.headers.get("if-none-match")))
+    return await _unless_gone(request, generate.interpolation(q.model, q.z0, q.z1, q.steps, q.version, q.method,
+                                                              q.fmt, request.headers.get("if-none-match"),
+                                                              RateLimit.client(request.scope)))
 
 
-def _response(result: generate.Generated) -> Response:
+# nginx's "client closed request": logged for a request whose client left before its answer.
+CLIENT_GONE = 499
+
+
+async def _unless_gone(request: Request, work: Coroutine[Any, Any, generate.Generated]) -> Response:
+    """The work's response, unless the client hangs up first: then the work is cancelled (a request still
+    queued for its batch is dropped there, service/serving/batching.py) and its cost budget released."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done() and watcher.done() and watcher.exception() is None:
+        task.cancel()
+        return Response(status_code=CLIENT_GONE)
+    result = await task  # done, or a caller without a receive channel (nothing to watch): serve it
     return Response(result.body, result.status, result.headers, result.media_type)
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

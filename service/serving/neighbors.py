@@ -44,6 +44,19 @@ def training_set(dataset: str) -> tuple[np.ndarray, np.ndarray]:
     return cached
 
 
+def training_rows(dataset: str) -> int:
+    """Rows a nearest-image search goes through, without loading the data: the loaded set's, else the
+    declared count, else the most an upload may hold."""
+    with _lock:
+        cached = _norms.get(dataset)
+    if cached is not None:
+        return len(cached[0])
+    spec = datasets.DATASETS.get(dataset)
+    if spec is not None and spec.counts is not None:
+        return spec.counts[0]
+    return get_settings().upload_max_files
+
+
 def nearest(samples: np.ndarray, dataset: str) -> Neighbors:
     """For each (n, D) sample in [0, 1], the closest training image by squared Euclidean distance."""
     train, sq = training_set(dataset)

@@ -31,6 +31,7 @@ FAST = {
     "GANSERVE_RECONCILE_INTERVAL_S": "1",
     "GANSERVE_RECONCILE_QUEUED_AFTER_S": "2",
     "GANSERVE_SAMPLE_RATE_PER_S": "0",
+    "GANSERVE_SAMPLE_COST_PER_S": "0",
     "GANSERVE_API_KEY": TEST_API_KEY,
     # Each test counts its own jobs: no automatic Parzen evaluation after a training job.
     "GANSERVE_PARZEN_AFTER_TRAINING": "false",
