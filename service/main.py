@@ -14,6 +14,7 @@ from service.api import (
     auth,
     context,
     datasets,
+    event_hub,
     events,
     gallery,
     health,
@@ -45,6 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     stop.set()
     await task
+    event_hub.hub.stop()  # the one LISTEN connection of the event streams
 
 
 def middleware(settings: Settings) -> list[Middleware]:

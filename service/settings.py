@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     sample_cost_burst: int = 64_000_000
     render_max_cost: int = 256_000_000
     max_response_bytes: int = 256 << 20
+    # Event streams (GET /jobs/{id}/events): open at once per client and per API process (429 beyond); a
+    # stream re-reads its job at least every event_fallback_s even when no notification arrives.
+    event_streams_per_client: int = 16
+    event_streams_max: int = 256
+    event_fallback_s: float = 5.0
     # Log lines as JSON objects (request and job ids included); false gives plain text for a terminal.
     json_logs: bool = True
     # The API writes INFO and DEBUG lines (one per request) in batches at most this many seconds apart, not one
