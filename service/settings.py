@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # key (the laptop default, hashed at startup). No key configured = every mutating request is refused.
     api_keys: list[str] = Field(default_factory=list)
     read_requires_key: bool = False
+    # /metrics names models and job ids: true makes it need a key too (Prometheus: bearer_token).
+    metrics_requires_key: bool = False
 
     # Limits: request bodies above max_body_bytes → 413; sampling endpoints allow each client a burst of
     # sample_burst requests refilled at sample_rate_per_s (0 disables) → 429 beyond it.
