@@ -22,6 +22,8 @@ TASK_FOR_KIND = {"train": TRAIN_TASK, "parzen": PARZEN_TASK}
 QUEUE = "celery"  # every task goes to this one queue; kombu keeps priorities 3/6/9 under suffixed keys
 _PRIORITY_SEP = "\x06\x16"
 UNACKED = "unacked"  # kombu's hash of messages delivered to a worker but not yet acknowledged
+UNACKED_INDEX = "unacked_index"  # kombu's sorted set of those deliveries, scored by delivery time
+BROKER_PAGE = 500
 # Sending a task (API, reconciler) gives up after ~1 s when Redis is down: the caller answers 503 or the
 # reconciler retries on its next pass; a request must never hang on the broker.
 PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3, "interval_max": 0.5}
@@ -68,14 +70,28 @@ def broker_client() -> redis.Redis:
     return redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=2, socket_timeout=5)
 
 
-def messages_in_broker() -> str:
-    """Every pending or delivered-unacked message, as one string to search for job ids (each message's
-    headers carry its args in plain text). Queues hold a message per job, so this stays small."""
-    pipe = broker_client().pipeline(transaction=False)
+def missing_from_broker(job_ids: list[str], delivered_after: float) -> list[str]:
+    """Those of `job_ids` that no message in the broker names: not in the queues (read a page at a time,
+    stopping once every id is found; each message's headers carry its args in plain text), and not in the
+    unacked set as a delivery newer than `delivered_after` (epoch seconds). An older delivery of a job that is
+    still queued went to a worker that died before claiming it, or one busy with another job: Redis would
+    hand it back only after the visibility timeout (days), so it counts as lost."""
+    wanted = set(job_ids)
+    r = broker_client()
     for key in queue_keys():
-        pipe.lrange(key, 0, -1)
-    pipe.hvals(UNACKED)
-    chunks: list[bytes] = []
-    for result in pipe.execute():
-        chunks.extend(result)
-    return b"\n".join(chunks).decode("utf-8", "replace")
+        start = 0
+        while wanted and (page := r.lrange(key, start, start + BROKER_PAGE - 1)):
+            text = b"\n".join(page).decode("utf-8", "replace")
+            wanted = {job_id for job_id in wanted if job_id not in text}
+            start += BROKER_PAGE
+    if wanted:
+        tags = r.zrangebyscore(UNACKED_INDEX, delivered_after, "+inf")
+        if tags:
+            text = b"\n".join(m for m in r.hmget(UNACKED, tags) if m).decode("utf-8", "replace")
+            wanted = {job_id for job_id in wanted if job_id not in text}
+    return [job_id for job_id in job_ids if job_id in wanted]
+
+
+def claim_pass(name: str, seconds: float) -> bool:
+    """True for one caller per `seconds` across every API replica (a Redis key set if absent, expiring)."""
+    return bool(broker_client().set(f"ganserve:pass:{name}", "1", nx=True, px=max(1, int(seconds * 1000))))
