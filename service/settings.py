@@ -89,8 +89,10 @@ class Settings(BaseSettings):
     batch_max_samples: int = 256
     # False: every request runs the model on its own (the baseline the benchmark compares against).
     batching: bool = True
-    # Model versions kept loaded (least recently used evicted); the latest version of each name stays.
+    # Model versions kept loaded (least recently used evicted) up to this many and this many artifact bytes;
+    # the latest version of each name stays.
     max_loaded_models: int = 8
+    max_loaded_model_bytes: int = 1 << 30
     # onnxruntime intra-op threads per session; 0 = half the usable cores (at least 1): the other half parse
     # HTTP and encode PNGs concurrently, and a lone request on 2 cores gains little from a second thread.
     inference_threads: int = 0
@@ -99,6 +101,8 @@ class Settings(BaseSettings):
     latest_refresh_ms: float = 1000.0
     # Nearest training images: rows of the training set per matrix product (bounds memory at n x chunk).
     neighbors_chunk_rows: int = 8192
+    # Training sets kept for that search (float32, least recently used evicted) up to this many bytes.
+    neighbors_cache_bytes: int = 512 << 20
     # zlib level of generated PNGs: 1 is ~3x cheaper than 6 on sample grids and only slightly larger.
     png_compress_level: int = 1
     cors_origins: list[str] = Field(default_factory=list)
