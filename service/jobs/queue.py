@@ -19,7 +19,11 @@ from service.settings import Settings, get_settings
 TRAIN_TASK = "ganserve.train"
 PARZEN_TASK = "ganserve.parzen"
 TASK_FOR_KIND = {"train": TRAIN_TASK, "parzen": PARZEN_TASK}
-QUEUE = "celery"  # every task goes to this one queue; kombu keeps priorities 3/6/9 under suffixed keys
+QUEUE = "celery"  # training; kombu keeps priorities 3/6/9 under suffixed keys
+# Scoring jobs have their own queue and worker, so a score arrives in seconds while a long training job runs.
+EVALUATION_QUEUE = "evaluation"
+EVALUATION_TASKS = frozenset({PARZEN_TASK})
+QUEUES = (QUEUE, EVALUATION_QUEUE)
 _PRIORITY_SEP = "\x06\x16"
 UNACKED = "unacked"  # kombu's hash of messages delivered to a worker but not yet acknowledged
 UNACKED_INDEX = "unacked_index"  # kombu's sorted set of those deliveries, scored by delivery time
@@ -34,6 +38,7 @@ def broker_conf(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.redis_url,
         "task_default_queue": QUEUE,
+        "task_routes": {task: {"queue": EVALUATION_QUEUE} for task in EVALUATION_TASKS},
         # Redis redelivers an unacknowledged message after this; it must outlast the longest job.
         "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s,
                                      # A Redis that vanishes fails fast instead of hanging a publish.
@@ -58,11 +63,18 @@ def client() -> Celery:
 def enqueue(job_id: uuid.UUID, kind: str) -> None:
     """Hand a committed job to Celery (after the commit: a worker must find the row). Bounded: a broker that
     is down raises within about a second instead of hanging the request."""
-    client().send_task(TASK_FOR_KIND[kind], args=[str(job_id)], retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+    task = TASK_FOR_KIND[kind]
+    client().send_task(task, args=[str(job_id)], queue=queue_of(task), retry=True,
+                       retry_policy=PUBLISH_RETRY_POLICY)
 
 
-def queue_keys() -> list[str]:
-    return [QUEUE] + [f"{QUEUE}{_PRIORITY_SEP}{p}" for p in (3, 6, 9)]
+def queue_of(task: str) -> str:
+    return EVALUATION_QUEUE if task in EVALUATION_TASKS else QUEUE
+
+
+def queue_keys(names: tuple[str, ...] = QUEUES) -> list[str]:
+    """The Redis lists holding the messages of these queues, every priority."""
+    return [key for name in names for key in (name, *(f"{name}{_PRIORITY_SEP}{p}" for p in (3, 6, 9)))]
 
 
 @lru_cache(maxsize=1)
