@@ -133,10 +133,12 @@ class FaultStack:
         self.workers: list[WorkerProcess] = []
         self._started = 0
 
-    def worker(self, name: str, app: str = "worker.celery_app", **settings: str) -> WorkerProcess:
-        return self.start_workers(name, app=app, **settings)[0]
+    def worker(self, name: str, app: str = "worker.celery_app", queues: str = "celery,evaluation",
+               **settings: str) -> WorkerProcess:
+        return self.start_workers(name, app=app, queues=queues, **settings)[0]
 
-    def start_workers(self, *names: str, app: str = "worker.celery_app", **settings: str) -> list[WorkerProcess]:
+    def start_workers(self, *names: str, app: str = "worker.celery_app", queues: str = "celery,evaluation",
+                      **settings: str) -> list[WorkerProcess]:
         """Real `celery worker` processes, started together (each takes seconds to import torch)."""
         started = []
         for name in names:
@@ -145,7 +147,8 @@ class FaultStack:
             # torch thread each than with two threads per worker fighting over the cores.
             cpus = sorted(os.sched_getaffinity(0))
             started.append(WorkerProcess(self.root / f"{name}-{self._started}.log", {**self.env, **settings},
-                                         app=app, name=name, cpus={cpus[self._started % len(cpus)]}, wait=False))
+                                         app=app, name=name, cpus={cpus[self._started % len(cpus)]}, wait=False,
+                                         queues=queues))
         self.workers.extend(started)
         for proc in started:
             proc.wait_ready()
