@@ -14,7 +14,7 @@ import math
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 from pydantic.fields import FieldInfo
 
 from models.config_errors import ConfigError, checked
@@ -31,9 +31,17 @@ Engine = Literal["auto", "autograd", "fused"]
 LrSchedule = Literal["exponential", "cosine"]
 
 MAX_ITERATIONS = 10_000_000
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 5.0 as an integer, so a client may send it; it is taken as 5. Other floats stay
+    floats for the strict check to refuse."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 # Strict: a JSON `true` is not the integer 1, and "5" is not 5.
-Int = Annotated[int, Strict()]
-Width = Annotated[int, Strict(), Ge(1), Le(65_536)]
+Int = Annotated[int, BeforeValidator(_integral), Strict()]
+Width = Annotated[int, BeforeValidator(_integral), Strict(), Ge(1), Le(65_536)]
 Layers = Annotated[tuple[Width, ...], Field(min_length=1, max_length=16)]
 
 

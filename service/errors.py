@@ -37,3 +37,19 @@ class BrokerUnavailable(RuntimeError):
 
 class IdempotencyConflict(ValueError):
     """An Idempotency-Key was reused for a different request (→ 409)."""
+
+
+class TooManyRequests(Exception):
+    """The client spent its budget (→ 429 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Busy(Exception):
+    """The server has as much work in flight as it takes (→ 503 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

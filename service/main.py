@@ -14,11 +14,13 @@ from service.api import (
     auth,
     context,
     datasets,
+    event_hub,
     events,
     gallery,
     health,
     jobs,
     limits,
+    methods,
     metrics,
     models,
     parzen,
@@ -44,6 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     stop.set()
     await task
+    event_hub.hub.stop()  # the one LISTEN connection of the event streams
 
 
 def middleware(settings: Settings) -> list[Middleware]:
@@ -63,6 +66,8 @@ def middleware(settings: Settings) -> list[Middleware]:
         # Last, inside the limits, so a client without a key is still rate limited and its oversized body
         # refused unread. Reads need a key only when settings.read_requires_key; writes check theirs (ApiKey).
         Middleware(auth.ReadAccess),
+        # OPTIONS is answered with the path's Allow here; without CORS it would otherwise be a 405.
+        Middleware(methods.Options),
     ]
 
 

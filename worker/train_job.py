@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from models import datasets
 from models.config import TrainConfig
+from service.datasets import store as dataset_store
 from service.db import blobs
 from service.db.blobs import best_key, checkpoint_key
 from service.db.engine import session_scope
@@ -161,6 +162,7 @@ def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Spli
     with session_scope() as session:
         # Versions are numbered per name; serialize concurrent registrations of one name.
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+        dataset_store.hold(session, config.dataset)  # no delete of an uploaded dataset while it gains a version
         current = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
         key = f"models/{name}/{exported.sha256}.onnx"
         blobs.put(session, key, exported.onnx, "application/onnx")

@@ -1,7 +1,10 @@
 """GET /jobs/{id}/events: a job's progress pushed as Server-Sent Events, read from PostgreSQL.
 
-PostgreSQL is the source of truth, so the stream polls it (short queries in a worker thread, the wait an
-`asyncio.sleep`) rather than listening to Redis: a reconnecting browser sees exactly what the database holds.
+PostgreSQL is the source of truth: a stream reads it (short queries in a worker thread) when the job
+changes, which the process hears through one LISTEN shared by every stream (service/api/event_hub.py), at
+most every MIN_GAP_S, and every event_fallback_s regardless. A reconnecting browser sees exactly what the
+database holds. Open streams are capped per client and per process (429 beyond). The stream ends when the
+job does.
 
 Events (all JSON):
   `job`      the job as GET /jobs/{id} returns it, sent when its status, progress or iteration changes
@@ -16,6 +19,7 @@ browser sends `Last-Event-ID` (the last metrics iteration it got): only later ro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -27,13 +31,17 @@ from anyio import to_thread
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
+from service.api.event_hub import hub
+from service.api.limits import RateLimit
 from service.api.schemas import JobOut
 from service.evaluation import collapse, figure1
 from service.jobs import store
+from service.settings import get_settings
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-POLL_S = 0.75
+# A job writing many metric rows a second wakes its streams at most this often.
+MIN_GAP_S = 0.5
 HEARTBEAT_S = 15.0
 # One connection is closed after this long; EventSource reconnects by itself with Last-Event-ID, so a
 # forgotten tab does not hold a database-polling loop forever on one server.
@@ -118,37 +126,45 @@ def render(result: Poll, cursor: Cursor) -> list[str]:
     return frames
 
 
-async def stream(job_id: uuid.UUID, request: Request, after: int) -> AsyncIterator[str]:
+async def stream(job_id: uuid.UUID, request: Request, after: int, client: str) -> AsyncIterator[str]:
     cursor = Cursor(after=after)
     # On reconnect a snapshot at the cursor's own iteration may have been written after its metrics row:
     # resend from the cursor inclusive; the client ignores a snapshot iteration it already shows.
     snapshots_from = max(after, 0)
-    yield f"retry: {RETRY_MS}\n\n"
-    started = last_sent = time.monotonic()
-    while True:
-        result = await to_thread.run_sync(poll, job_id, cursor, snapshots_from)
-        frames = render(result, cursor)
-        if result.finished:
-            yield "".join(frames) + sse("end", {"status": result.job.status})
-            return
-        now = time.monotonic()
-        if frames:
-            last_sent = now
-            yield "".join(frames)
-        elif now - last_sent >= HEARTBEAT_S:
-            last_sent = now
-            yield ": keep-alive\n\n"
-        if now - started >= MAX_STREAM_S or await request.is_disconnected():
-            return
-        await asyncio.sleep(POLL_S)
+    with hub.slot(client), hub.subscribe(str(job_id)) as changed:
+        yield f"retry: {RETRY_MS}\n\n"
+        started = last_sent = time.monotonic()
+        while True:
+            changed.clear()
+            result = await to_thread.run_sync(poll, job_id, cursor, snapshots_from)
+            frames = render(result, cursor)
+            if result.finished:
+                yield "".join(frames) + sse("end", {"status": result.job.status})
+                return
+            now = time.monotonic()
+            if frames:
+                last_sent = now
+                yield "".join(frames)
+            elif now - last_sent >= HEARTBEAT_S:
+                last_sent = now
+                yield ": keep-alive\n\n"
+            if now - started >= MAX_STREAM_S or await request.is_disconnected():
+                return
+            await asyncio.sleep(MIN_GAP_S)
+            quiet = min(get_settings().event_fallback_s, max(0.0, HEARTBEAT_S - (time.monotonic() - last_sent)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), quiet)
 
 
 @router.get("/{job_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def job_events(job_id: uuid.UUID, request: Request,
                      last_event_id: str | None = Header(default=None)) -> StreamingResponse:
-    """Server-Sent Events for one job until it finishes: `job`, `metrics`, `snapshot`, then `end`."""
+    """Server-Sent Events for one job until it finishes: `job`, `metrics`, `snapshot`, then `end`.
+    429 with Retry-After beyond the open streams allowed per client or per server."""
+    client = RateLimit.client(request.scope)
+    hub.check(client)
     await to_thread.run_sync(store.get, job_id)  # an unknown job is a 404 problem, not an empty stream
-    return StreamingResponse(stream(job_id, request, parse_last_event_id(last_event_id)),
+    return StreamingResponse(stream(job_id, request, parse_last_event_id(last_event_id), client),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
-from models.config import PRESETS, option_fields
+from models.config import PRESETS, Int, option_fields
 from service.db.tables import Job, ModelVersion
 from service.jobs.status import JobStatus
 from service.serving.bounds import DB_INT_MAX, MODEL_NAME
@@ -19,7 +19,14 @@ Preset = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 
 class _JobRequestBase(BaseModel):
     """A training job (kind "train", the default) or an evaluation of a model version (kind "parzen").
-    Every training option of models/config.py's TrainConfig made with `option(...)` is a field too (below)."""
+    Every training option of models/config.py's TrainConfig made with `option(...)` is a field too (below).
+
+    Rules across fields, each a 422 naming the field: the nets' parameters (from g_hidden, d_hidden,
+    d_pieces, latent_dim and the data's size) at most the server's max_parameters, and a checkpoint (Adam keeps
+    two moments per parameter) at most max_checkpoint_bytes; log_every, snapshot_every and checkpoint_seconds
+    at least the server's minimum intervals; epochs or iterations, not both; k = 1 with update "simultaneous";
+    score_every a multiple of log_every; keep "best" needs score_every; the dataset must exist and suit the
+    architecture; a parzen job names an existing version."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
         "examples": [{"model": "mnist", "dataset": "mnist", "preset": "quick", "iterations": 300}]})
@@ -30,7 +37,7 @@ class _JobRequestBase(BaseModel):
     preset: Preset = Field(default="quick", description="the recipe the options below override")
     version: int | None = Field(default=None, ge=1, le=DB_INT_MAX,
                                 description="parzen: the version to score (default latest)")
-    epochs: Annotated[int, Strict()] | None = Field(
+    epochs: Int | None = Field(
         default=None, ge=1, description="the budget in epochs instead of iterations (an epoch: epoch_examples / "
                                         "batch_size iterations, 500 for MNIST)")
 

@@ -1,4 +1,5 @@
-"""`ganserve up`: the API and one worker (plus embedded PostgreSQL/Redis when no URLs are set); Ctrl-C stops all."""
+"""`ganserve up`: the API, a training worker and an evaluation worker (plus embedded PostgreSQL/Redis when no URLs
+are set). A process that dies is restarted with backoff; Ctrl-C stops all."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from service.cli.embedded import EmbeddedPostgres, EmbeddedRedis
+from service.jobs.queue import EVALUATION_QUEUE, QUEUE
 from service.jobs.status import JobStatus
 from service.keys import new_key
 from service.settings import get_settings
@@ -20,28 +22,76 @@ from service.settings import get_settings
 DEMO_JOB = {"model": "mnist", "dataset": "mnist", "preset": "quick"}
 
 
+# A child that dies is started again after a delay that doubles from RESTART_MIN_S up to RESTART_MAX_S; one
+# that ran RESTART_RESET_S before dying starts again at the minimum.
+RESTART_MIN_S = 1.0
+RESTART_MAX_S = 30.0
+RESTART_RESET_S = 60.0
+
+
+@dataclass
+class Child:
+    """One supervised process: what it runs, the running process, and when to start it again if it died."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    delay_s: float = RESTART_MIN_S
+    restart_at: float | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        # Its own process group, so stopping it also stops its children (Celery's pool).
+        self.process = subprocess.Popen(self.args, env=self.env, start_new_session=True)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def supervise(self, now: float) -> None:
+        """Notice a death (schedule a restart with backoff, and say so) or carry out a scheduled restart."""
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.restarts += 1
+                self.start()
+            return
+        if self.process is None or self.process.poll() is None:
+            return
+        if now - self.started_at >= RESTART_RESET_S:
+            self.delay_s = RESTART_MIN_S
+        self.restart_at = now + self.delay_s
+        print(f"ganserve: the {self.name} (pid {self.process.pid}) exited with code {self.process.returncode}; "
+              f"restarting it in {self.delay_s:g} s", file=sys.stderr, flush=True)
+        self.delay_s = min(RESTART_MAX_S, self.delay_s * 2)
+
+
 @dataclass
 class Stack:
-    children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
     services: list[object] = field(default_factory=list)
 
-    def spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        # Each child leads its own process group so stopping it also stops its children (Celery's pool).
-        child = subprocess.Popen(args, env=env, start_new_session=True)
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
+        child = Child(name, args, env)
+        child.start()
         self.children.append(child)
         return child
 
+    def supervise(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            child.supervise(now)
+
     def stop(self) -> None:
-        for child in self.children:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+        running = [c.process for c in self.children if c.process is not None and c.process.poll() is None]
+        for process in running:
+            os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
-        for child in self.children:
+        for process in running:
             try:
-                child.wait(max(0.1, deadline - time.monotonic()))
+                process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         for service in reversed(self.services):
             service.stop()  # type: ignore[attr-defined]
 
@@ -89,6 +139,11 @@ def api_command(host: str, port: int) -> list[str]:
             "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
 
 
+def worker_command(name: str, queue: str, concurrency: int) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel=INFO",
+            "-n", f"{name}@%h", "-Q", queue, f"--concurrency={concurrency}", "--pool=prefork"]
+
+
 def wait_ready(base: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -133,19 +188,19 @@ def up(host: str, port: int, demo: bool, workers: int = 1) -> int:
         start_backing_services(stack, env)
         api_key = ensure_api_key(env)
         base = f"http://{host}:{port}"
-        stack.spawn(api_command(host, port), env)
+        stack.spawn("API", api_command(host, port), env)
         wait_ready(base)  # the API ran the migrations; workers start on an up-to-date schema
-        for _ in range(workers):
-            stack.spawn([sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel=INFO",
-                         f"--concurrency={settings.worker_concurrency}", "--pool=prefork"], env)
+        for i in range(workers):
+            stack.spawn(f"worker {i + 1}", worker_command(f"worker{i + 1}", QUEUE, settings.worker_concurrency),
+                        env)
+        # Scores never wait behind training: their own queue and worker.
+        stack.spawn("evaluation worker", worker_command("evaluation", EVALUATION_QUEUE, 1), env)
         if demo:
             queue_demo_job(base, api_key)
         print(f"\nganserve is up: gallery {base}/   samples {base}/samples?model=mnist&n=64   "
-              f"API docs {base}/docs\nCtrl-C stops everything.\n", flush=True)
+              f"API docs {base}/docs\nA process that dies is restarted; Ctrl-C stops everything.\n", flush=True)
         while not stopping:
-            if any(child.poll() is not None for child in stack.children):
-                print("a ganserve process exited; stopping the rest", file=sys.stderr, flush=True)
-                return 1
+            stack.supervise()  # a killed worker's job resumes from its checkpoint once it is back
             time.sleep(0.5)
         return 0
     finally:

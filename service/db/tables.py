@@ -79,7 +79,8 @@ class ModelVersion(Base):
 
 
 class Blob(Base):
-    """The artifact store: ONNX files, checkpoints, snapshots, datasets. Every worker and API reaches it."""
+    """The artifact store: ONNX files, checkpoints, snapshots, datasets. Every worker and API reaches it.
+    The bytes are in BlobChunk rows (service/db/blobs.py)."""
 
     __tablename__ = "blobs"
 
@@ -87,8 +88,17 @@ class Blob(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     content_type: Mapped[str] = mapped_column(String(100))
-    data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class BlobChunk(Base):
+    """One piece of a blob, in order: a bytea value holds at most 1 GB, and one row is read at a time."""
+
+    __tablename__ = "blob_chunks"
+
+    key: Mapped[str] = mapped_column(String(300), ForeignKey("blobs.key", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class JobMetric(Base):

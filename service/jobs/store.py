@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from models import datasets
+from models import budget, datasets
 from models.config import ConfigError, resolve
 from service.db.engine import session_scope
 from service.db.notify import CANCEL, notify
@@ -90,6 +90,7 @@ def submit_train(model: str, preset: str, dataset: str | None, overrides: dict[s
     if config.score_every and _has_no_validation_split(config.dataset):
         raise ConfigError("score_every", f"dataset {config.dataset!r} has no validation split to score G on; "
                                          "use score_every 0")
+    budget.check(config, datasets.image_shape_of(config.dataset), get_settings().budget)  # type: ignore[arg-type]
     return create(NewJob("train", model, config.dataset, config.to_dict(), None, idempotency_key))
 
 

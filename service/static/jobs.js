@@ -1,7 +1,7 @@
 // Training: the job form (with the API key), the jobs list, and one job watched live over
 // Server-Sent Events (GET /jobs/{id}/events): progress, iterations/s, curves, snapshots, Figure 1.
 
-import { apiKey, describe, getJSON, request, setApiKey } from "./api.js";
+import { apiKey, describe, getJSON, rememberKey, request, setApiKey } from "./api.js";
 import { COLORS, figure1, lineChart } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
@@ -294,7 +294,11 @@ export async function init(serverOptions, callbacks) {
   hooks = { ...hooks, ...callbacks };
   options = serverOptions || FALLBACK_OPTIONS;
   $("api-key").value = apiKey();
-  $("api-key").addEventListener("change", () => setApiKey($("api-key").value.trim()));
+  $("api-key").addEventListener("change", async () => {
+    const accepted = await rememberKey($("api-key").value.trim());
+    if (accepted) $("api-key").removeAttribute("aria-invalid");
+    else $("api-key").setAttribute("aria-invalid", "true");
+  });
   fillForm();
   $("job-preset").addEventListener("change", presetChanged);
   $("train-form").addEventListener("submit", submitJob);
