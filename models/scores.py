@@ -167,7 +167,7 @@ def feature_scores(fake: np.ndarray, real: np.ndarray, seed: int = 0) -> Feature
 def class_scores(probs: np.ndarray, reference_hist: np.ndarray) -> dict[str, object]:
     hist = class_histogram(probs)
     return {"class_histogram": [float(v) for v in hist], "classes_covered": classes_covered(hist, reference_hist),
-            "class_kl": class_kl(hist, reference_hist), "n_classes": int(len(hist))}
+            "class_kl": class_kl(hist, reference_hist), "n_classes": len(hist)}
 
 
 __all__ = ["FeatureScores", "class_histogram", "class_kl", "class_scores", "classes_covered", "fd",

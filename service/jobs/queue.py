@@ -16,9 +16,12 @@ from celery import Celery
 
 from service.settings import Settings, get_settings
 
+# Every job kind's task name, in one place: the worker registers its tasks under these names.
 TRAIN_TASK = "ganserve.train"
 PARZEN_TASK = "ganserve.parzen"
-TASK_FOR_KIND = {"train": TRAIN_TASK, "parzen": PARZEN_TASK}
+CLASSIFIER_TASK = "ganserve.classifier"
+SCORES_TASK = "ganserve.scores"
+TASK_FOR_KIND = {"train": TRAIN_TASK, "parzen": PARZEN_TASK, "classifier": CLASSIFIER_TASK, "scores": SCORES_TASK}
 QUEUE = "celery"  # every task goes to this one queue; kombu keeps priorities 3/6/9 under suffixed keys
 _PRIORITY_SEP = "\x06\x16"
 UNACKED = "unacked"  # kombu's hash of messages delivered to a worker but not yet acknowledged
