@@ -86,11 +86,11 @@ def _latest_valid_ll(job_ids: list[uuid.UUID]) -> dict[uuid.UUID, float]:
 
 
 def status_of(sweep: Sweep, jobs: list[Job]) -> str:
-    if any(job.status not in FINISHED for job in jobs):
-        return "running"
-    if sweep.best_job_id is not None:
-        return "succeeded"
-    return "failed" if sweep.settled_at is not None or jobs else "queued"
+    """queued / running until every member has ended and the last one's worker registered the versions;
+    then succeeded (a best member exists) or failed (none succeeded)."""
+    if sweep.settled_at is None:
+        return "queued" if all(job.status == JobStatus.QUEUED for job in jobs) else "running"
+    return "succeeded" if sweep.best_job_id is not None else "failed"
 
 
 def describe(sweep: Sweep) -> dict[str, Any]:
