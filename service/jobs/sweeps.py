@@ -20,7 +20,7 @@ from service.db.engine import session_scope
 from service.db.tables import Job, JobMetric, Sweep
 from service.errors import NotFound
 from service.jobs import store
-from service.jobs.status import FINISHED, JobStatus
+from service.jobs.status import JobStatus
 from service.settings import get_settings
 
 KEEP = ("all", "best-only")
