@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     scores_after_training: bool = True
     # The classifier job: epochs over the training split less its last classifier_held_out rows (the best
     # epoch on those is kept); classifier_train_examples > 0 trains on that many rows only (quick tests).
-    classifier_epochs: int = 5
+    classifier_epochs: int = 6
     classifier_held_out: int = 5000
     classifier_train_examples: int = 0
     # Seed sweeps (POST /jobs with "seeds"): at most this many seeds, i.e. training jobs, per request.

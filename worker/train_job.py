@@ -45,6 +45,28 @@ class GameLost(Exception):
         self.row = row
 
 
+class LostWatch:
+    """GET /jobs/{id}'s collapse detector (service/evaluation/collapse.py) over a run's recent metrics rows:
+    raises GameLost when it fires."""
+
+    def __init__(self, log_every: int) -> None:
+        self.rows: deque[dict[str, float]] = deque(maxlen=collapse.LOOKBACK // log_every + 1)
+
+    def __call__(self, row: dict[str, float]) -> None:
+        self.rows.append(row)
+        why = collapse.diagnose(list(self.rows))
+        if why:
+            raise GameLost(why, row)
+
+
+def next_seed(seed: int, taken: set[int]) -> int:
+    """The first seed after `seed` that no earlier run of the job (or member of its sweep) used."""
+    seed += 1
+    while seed in taken:
+        seed += 1
+    return seed
+
+
 class DatabaseHooks:
     """Training callbacks that write metrics, snapshots and checkpoints to PostgreSQL, fenced by the lease."""
 
@@ -54,9 +76,8 @@ class DatabaseHooks:
         self.config = config
         self.image_shape = image_shape
         self.iteration = 0
-        # on_lost "restart" with restarts left: the recent rows the collapse detector reads.
-        self.recent: deque[dict[str, float]] | None = \
-            deque(maxlen=collapse.LOOKBACK // config.log_every + 1) if may_restart else None
+        # on_lost "restart" with restarts left: the collapse detector over the recent rows.
+        self.watch = LostWatch(config.log_every) if may_restart else None
         self.scorer = ValidationScorer(config, valid) if config.score_every and valid is not None else None
         # A resumed run starts from the best score its earlier attempts stored (with its weights, if kept).
         self.best = best_score(lease.job_id) if config.keep == "best" else None
@@ -68,11 +89,8 @@ class DatabaseHooks:
             # A resumed run logs some iterations again; the first record of an iteration is kept.
             session.execute(insert(JobMetric).values(job_id=self.lease.job_id, iteration=self.iteration,
                                                      values=row).on_conflict_do_nothing())
-        if self.recent is not None:
-            self.recent.append(row)
-            why = collapse.diagnose(list(self.recent))
-            if why:
-                raise GameLost(why, row)
+        if self.watch is not None:
+            self.watch(row)
 
     def on_snapshot(self, iteration: int, samples: np.ndarray) -> None:
         if datasets.is_toy(self.config.dataset):
@@ -184,10 +202,7 @@ def restart(lease: Lease, job: Job, config: TrainConfig, restarts: list[dict[str
             lost: GameLost) -> TrainConfig:
     """Record the lost run on the job and clear its rows; the job's config now holds the new seed (so a
     resume after a crash continues the restarted run)."""
-    used = {config.seed, *(r["seed"] for r in restarts), *sweep_seeds(job)}
-    seed = config.seed + 1
-    while seed in used:
-        seed += 1
+    seed = next_seed(config.seed, {config.seed, *(r["seed"] for r in restarts), *sweep_seeds(job)})
     restarts.append({"iteration": int(lost.row["iteration"]), "seed": config.seed, "next_seed": seed,
                      "reason": str(lost), "last_row": lost.row})
     config = config.replace(seed=seed)

@@ -8,6 +8,7 @@ have no classes: FD in data space and, for the 2-D mixtures, the modes covered. 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -37,9 +38,7 @@ def protocol_config() -> dict[str, Any]:
 class Features:
     """A classifier's ONNX session: rows (n, D) in [0, 1] -> (features (n, F), probabilities (n, classes))."""
 
-    def __init__(self, row: Classifier) -> None:
-        with session_scope() as session:
-            blob = blobs.get_verified(session, row.artifact_key, row.artifact_sha256)
+    def __init__(self, blob: bytes) -> None:
         options = ort.SessionOptions()
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(blob, options, providers=providers())
@@ -57,21 +56,43 @@ def test_split(dataset: str) -> tuple[datasets.Splits, np.ndarray]:
     return splits, np.asarray(splits.test[:N_TEST])
 
 
-def _test_histogram(dataset: str, n_test: int, n_classes: int) -> np.ndarray:
+def test_histogram(dataset: str, n_test: int, n_classes: int) -> np.ndarray:
+    """The share of each class among the first n_test test labels."""
     test_y = datasets.load_labels(dataset, get_settings().resolved_data_dir)[2]
     assert test_y is not None
     return np.bincount(test_y[:n_test], minlength=n_classes) / n_test
 
 
-def image_scores(fake: np.ndarray, test: np.ndarray, dataset: str, classifier: Classifier,
-                 features: Features) -> dict[str, Any]:
-    """Every score of `fake` rows against `test` rows (both (n, D) images in [0, 1])."""
+def image_scores(fake: np.ndarray, test: np.ndarray, reference_hist: np.ndarray, features: Features,
+                 timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """Every score of `fake` rows against `test` rows (both (n, D) images in [0, 1]); timings (if given)
+    receives the seconds of each phase."""
+    clock = Clock(timings)
     fake_f, fake_p = features(fake)
     test_f, _ = features(test)
-    reference_hist = _test_histogram(dataset, len(test), classifier.n_classes)
-    return {**scores.feature_scores(fake_f, test_f).to_json(), **scores.class_scores(fake_p, reference_hist),
-            "test_histogram": [float(v) for v in reference_hist], "n_samples": len(fake), "n_test": len(test),
-            "space": f"classifier v{classifier.version} features ({classifier.features})",
+    clock("features")
+    distances = scores.feature_scores(fake_f, test_f, timings=timings).to_json()
+    classes = scores.class_scores(fake_p, reference_hist)
+    clock("classes")
+    return {**distances, **classes, "test_histogram": [float(v) for v in reference_hist],
+            "n_samples": len(fake), "n_test": len(test)}
+
+
+class Clock:
+    """Adds the seconds since the previous call to timings[name]; a no-op without timings."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings, self.t = timings, time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.t
+        self.t = now
+
+
+def classifier_fields(classifier: Classifier) -> dict[str, Any]:
+    return {"space": f"classifier v{classifier.version} features ({classifier.features})",
             "classifier": {"version": classifier.version, "test_accuracy": classifier.test_accuracy,
                            "artifact_sha256": classifier.artifact_sha256}}
 
@@ -102,8 +123,11 @@ def score(version: ModelVersion, classifier: Classifier | None, with_reference: 
     if classifier is None:
         return ({**toy_scores(fake, test, version.dataset), "config": config},
                 {**toy_scores(real, test, version.dataset), "config": config} if with_reference else None)
-    features = Features(classifier)
-    stored = {**image_scores(fake, test, version.dataset, classifier, features), "config": config}
-    reference = {**image_scores(real, test, version.dataset, classifier, features), "config": config,
+    with session_scope() as session:
+        features = Features(blobs.get_verified(session, classifier.artifact_key, classifier.artifact_sha256))
+    hist = test_histogram(version.dataset, len(test), classifier.n_classes)
+    about = {**classifier_fields(classifier), "config": config}
+    stored = {**image_scores(fake, test, hist, features), **about}
+    reference = {**image_scores(real, test, hist, features), **about,
                  "centres": f"train[0:{len(real)}]"} if with_reference else None
     return stored, reference
