@@ -29,6 +29,7 @@ from worker import figure1_store as toy_snapshot
 from worker import sweep_member
 from worker.export import Exported, export_generator
 from worker.leases import Lease, run_leased
+from worker.quality_curve import CurveScorer
 from worker.training.checkpoint import load_checkpoint, save_checkpoint
 from worker.training.hooks import NonFiniteLoss, TrainingStopped, TrainOutcome
 from worker.training.loop import train
@@ -79,6 +80,7 @@ class DatabaseHooks:
         # on_lost "restart" with restarts left: the collapse detector over the recent rows.
         self.watch = LostWatch(config.log_every) if may_restart else None
         self.scorer = ValidationScorer(config, valid) if config.score_every and valid is not None else None
+        self.quality = CurveScorer.for_job(config, valid)
         # A resumed run starts from the best score its earlier attempts stored (with its weights, if kept).
         self.best = best_score(lease.job_id) if config.keep == "best" else None
 
@@ -117,6 +119,8 @@ class DatabaseHooks:
         a new best stores G's weights."""
         assert self.scorer is not None, "run() refuses score_every without a validation split"
         score = self.scorer(generator)
+        if self.quality is not None:
+            score = {**score, **self.quality(generator)}
         if self.config.keep == "best" and (self.best is None or score["valid_ll"] > self.best):
             with session_scope() as session:
                 self.lease.write(session, heartbeat_at=func.now())

@@ -77,3 +77,44 @@ def test_scores_bad_input(client, worker) -> None:  # type: ignore[no-untyped-de
     assert bad_version.status_code == 422 and "version" in bad_version.text
     keyless = client.post("/scores", params={"model": "sc-random"}, headers={"X-API-Key": ""})
     assert keyless.status_code == 401
+
+
+TINY = {"dataset": "mnist", "preset": "quick", "iterations": 20, "g_hidden": [32], "d_hidden": [16],
+        "batch_size": 32, "log_every": 10, "snapshot_every": 20}
+
+
+def test_curves_carry_scores_with_score_every(client, scored: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    """Once the dataset has a classifier, a job that scores while training logs valid_fd beside valid_ll."""
+    response = client.post("/jobs", json={"model": "sc-curve", "score_every": 10, **TINY})
+    job = wait_for_job(client, response.json()["id"])
+    assert job["status"] == "succeeded", job
+    rows = client.get(f"/jobs/{job['id']}/metrics").json()
+    scored_rows = [r for r in rows if "valid_ll" in r]
+    assert len(scored_rows) == 2 and all(r["valid_fd"] > 0 and 0 <= r["valid_classes_covered"] <= 10
+                                         for r in scored_rows)
+
+
+def test_training_queues_the_scores(client, scored: dict[str, Any], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With scores_after_training on (the default; the test session turns it off), the training job queues
+    the new version's scores job itself. The session's worker shares the queue, so the test trains until
+    a job lands on its own worker (whose log names the job)."""
+    from tests.conftest import WorkerProcess
+
+    own = WorkerProcess(tmp_path / "worker.log", {"GANSERVE_SCORES_AFTER_TRAINING": "true"}, name="scoring")
+    try:
+        for _ in range(6):
+            response = client.post("/jobs", json={"model": "sc-auto", **TINY})
+            job = wait_for_job(client, response.json()["id"])
+            assert job["status"] == "succeeded", job
+            if job["id"].encode() in own.log_path.read_bytes():
+                break
+        else:
+            pytest.skip("every training job went to the session's worker")
+        version = next(v for v in client.get("/models").json() if v["name"] == "sc-auto")["latest"]
+        queued = [j for j in client.get("/jobs", params={"model": "sc-auto"}).json()
+                  if j["kind"] == "scores" and j["target_version"] == version]
+        assert len(queued) == 1
+        assert wait_for_job(client, queued[0]["id"], timeout=300)["status"] == "succeeded"
+        assert client.get("/scores", params={"model": "sc-auto", "version": version}).status_code == 200
+    finally:
+        own.stop()
