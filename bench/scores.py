@@ -25,17 +25,18 @@ import numpy as np
 from bench.parzen import _environment, default_data_dir
 from models import datasets
 from models.config import resolve
+from models.nets import build_generator
 from service.db.tables import ModelVersion
 from service.evaluation.quality import N_SAMPLES, SEED, Clock, Features, image_scores
 from service.evaluation.scoring import generate
 from service.settings import get_settings
+from worker.classifier_job import export
+from worker.export import export_generator
+from worker.training.classifier import accuracy, fit
 
 
 def classifier_blob(data_dir: Path, cache: Path, epochs: int) -> tuple[bytes, dict[str, Any]]:
     """The cached classifier, or one trained now with the job's protocol (its figures reported)."""
-    from worker.classifier_job import export
-    from worker.training.classifier import accuracy, fit
-
     meta_path = cache.with_suffix(".json")
     if cache.exists() and meta_path.exists():
         return cache.read_bytes(), {**json.loads(meta_path.read_text()), "cached": True}
@@ -56,9 +57,6 @@ def classifier_blob(data_dir: Path, cache: Path, epochs: int) -> tuple[bytes, di
 
 def generator_version() -> tuple[bytes, ModelVersion]:
     """A quick-preset G (100 -> 512 -> 1024 -> 784) as ONNX, and the version row sampling reads."""
-    from models.nets import build_generator
-    from worker.export import export_generator
-
     config = resolve("quick", "mnist")
     exported = export_generator(build_generator(config, None, 784), config, (1, 28, 28), {})
     version = ModelVersion(name="bench", version=1, latent_dim=config.latent_dim, image_shape=[1, 28, 28],

@@ -258,7 +258,8 @@ class SweepOut(BaseModel):
 
     id: uuid.UUID
     model: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: JobStatus = Field(description="queued, running (until the last member's worker has registered the "
+                                          "versions), succeeded (a best member), failed (no member succeeded)")
     keep: Literal["all", "best-only"]
     seeds: list[int]
     members: list[SweepMember]

@@ -85,12 +85,12 @@ def _latest_valid_ll(job_ids: list[uuid.UUID]) -> dict[uuid.UUID, float]:
         return {job_id: float(v) for job_id, v in rows}
 
 
-def status_of(sweep: Sweep, jobs: list[Job]) -> str:
+def status_of(sweep: Sweep, jobs: list[Job]) -> JobStatus:
     """queued / running until every member has ended and the last one's worker registered the versions;
     then succeeded (a best member exists) or failed (none succeeded)."""
     if sweep.settled_at is None:
-        return "queued" if all(job.status == JobStatus.QUEUED for job in jobs) else "running"
-    return "succeeded" if sweep.best_job_id is not None else "failed"
+        return JobStatus.QUEUED if all(job.status == JobStatus.QUEUED for job in jobs) else JobStatus.RUNNING
+    return JobStatus.SUCCEEDED if sweep.best_job_id is not None else JobStatus.FAILED
 
 
 def describe(sweep: Sweep) -> dict[str, Any]:
