@@ -29,6 +29,7 @@ Keep = Literal["last", "best"]
 DataOrder = Literal["shuffled", "with-replacement"]
 Engine = Literal["auto", "autograd", "fused"]
 LrSchedule = Literal["exponential", "cosine"]
+OnLost = Literal["continue", "restart"]
 
 MAX_ITERATIONS = 10_000_000
 
@@ -122,6 +123,10 @@ class TrainConfig(BaseModel):
            "validation split: valid_ll joins that iteration's metrics row", ge=0, le=MAX_ITERATIONS)
     keep: Keep = option("last", "which G becomes the version: the last or the best-scoring one (needs "
                                 "score_every)")
+    on_lost: OnLost = option(
+        "continue", "when the game is lost (mean D(G(z)) below 0.01 for 1,000 iterations, as GET /jobs/{id} warns): "
+                    "continue, or restart from scratch with the next unused seed (at most max_restarts times)")
+    max_restarts: Int = option(3, "on_lost 'restart': restarts allowed before the run just continues", ge=0, le=100)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
@@ -175,7 +180,7 @@ class TrainConfig(BaseModel):
 
 # What runs did before a field existed, for configs (job rows, artifacts, checkpoints) stored without it.
 LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement", "engine": "auto", "standardize": False,
-                                 "lr_schedule": "exponential"}
+                                 "lr_schedule": "exponential", "on_lost": "continue", "max_restarts": 3}
 
 
 def option_fields() -> dict[str, FieldInfo]:

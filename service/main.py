@@ -26,6 +26,8 @@ from service.api import (
     parzen,
     problems,
     samples,
+    scores,
+    sweeps,
     toy,
 )
 from service.db import engine
@@ -34,7 +36,7 @@ from service.settings import Settings, get_settings
 from service.telemetry import logs
 
 # Routes are matched in this order, one by one: /samples, the hot path, first (no two paths overlap).
-ROUTERS = (samples, health, jobs, models, metrics, events, toy, gallery, parzen, datasets)
+ROUTERS = (samples, health, jobs, models, metrics, events, toy, gallery, parzen, scores, sweeps, datasets)
 
 
 @asynccontextmanager

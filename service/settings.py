@@ -110,6 +110,16 @@ class Settings(BaseSettings):
     # Evaluation: queue the Parzen score (~2-3 s of CPU on MNIST) of every version a training job
     # registers. Tests that train many throwaway models turn it off to leave the cores to training.
     parzen_after_training: bool = True
+    # Likewise the sample-quality scores (GET /scores: FD, KID, precision/recall, classes) of every version. The
+    # first version of a dataset also queues that dataset's classifier (a few CPU minutes on MNIST).
+    scores_after_training: bool = True
+    # The classifier job: epochs over the training split less its last classifier_held_out rows (the best
+    # epoch on those is kept); classifier_train_examples > 0 trains on that many rows only (quick tests).
+    classifier_epochs: int = 6
+    classifier_held_out: int = 5000
+    classifier_train_examples: int = 0
+    # Seed sweeps (POST /jobs with "seeds"): at most this many seeds, i.e. training jobs, per request.
+    max_sweep_seeds: int = 16
 
     # Uploaded datasets (POST /datasets, service/uploads.py). The archive (.zip or .tar.gz of PNG/JPEG files)
     # is at most upload_max_bytes; it may hold at most upload_max_files members whose sizes, declared and

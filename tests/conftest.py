@@ -37,6 +37,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # Tests fire many sample requests from one client: no rate limit unless a test turns it on.
     os.environ.setdefault("GANSERVE_SAMPLE_RATE_PER_S", "0")
     os.environ.setdefault("GANSERVE_SAMPLE_COST_PER_S", "0")
+    # Scoring every throwaway model would train MNIST's classifier (minutes) and hold the one worker: tests ask
+    # for scores with POST /scores; tests/service/api/test_scores.py runs the automatic path with its own worker.
+    # The classifier the tests train is a small one (seconds): its accuracy is the bench's to measure.
+    os.environ.setdefault("GANSERVE_SCORES_AFTER_TRAINING", "false")
+    os.environ.setdefault("GANSERVE_CLASSIFIER_EPOCHS", "1")
+    os.environ.setdefault("GANSERVE_CLASSIFIER_TRAIN_EXAMPLES", "4000")
+    os.environ.setdefault("GANSERVE_CLASSIFIER_HELD_OUT", "500")
     from service.cli.embedded import EmbeddedPostgres, EmbeddedRedis
 
     if not os.environ.get("GANSERVE_DATABASE_URL"):

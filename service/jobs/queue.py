@@ -16,13 +16,16 @@ from celery import Celery
 
 from service.settings import Settings, get_settings
 
+# Every job kind's task name, in one place: the worker registers its tasks under these names.
 TRAIN_TASK = "ganserve.train"
 PARZEN_TASK = "ganserve.parzen"
-TASK_FOR_KIND = {"train": TRAIN_TASK, "parzen": PARZEN_TASK}
+CLASSIFIER_TASK = "ganserve.classifier"
+SCORES_TASK = "ganserve.scores"
+TASK_FOR_KIND = {"train": TRAIN_TASK, "parzen": PARZEN_TASK, "classifier": CLASSIFIER_TASK, "scores": SCORES_TASK}
 QUEUE = "celery"  # training; kombu keeps priorities 3/6/9 under suffixed keys
-# Scoring jobs have their own queue and worker, so a score arrives in seconds while a long training job runs.
+# Evaluation jobs have their own queue and worker, so a score arrives in seconds while a long training job runs.
 EVALUATION_QUEUE = "evaluation"
-EVALUATION_TASKS = frozenset({PARZEN_TASK})
+EVALUATION_TASKS = frozenset({PARZEN_TASK, CLASSIFIER_TASK, SCORES_TASK})
 QUEUES = (QUEUE, EVALUATION_QUEUE)
 _PRIORITY_SEP = "\x06\x16"
 UNACKED = "unacked"  # kombu's hash of messages delivered to a worker but not yet acknowledged

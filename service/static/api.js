@@ -89,6 +89,8 @@ export async function features() {
     neighbors: sampleParams.has("neighbors"),
     interpolate: "/interpolate" in paths,
     parzen: "/parzen" in paths,
+    scores: "/scores" in paths,
+    sweeps: "/sweeps/{sweep_id}" in paths,
     events: "/jobs/{job_id}/events" in paths,
     toy: "/jobs/{job_id}/toy" in paths,
     options: "/gallery/options" in paths,
