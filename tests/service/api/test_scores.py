@@ -7,6 +7,7 @@ accuracy is measured by `ganserve bench scores`."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -111,8 +112,14 @@ def test_training_queues_the_scores(client, scored: dict[str, Any], tmp_path) ->
         else:
             pytest.skip("every training job went to the session's worker")
         version = next(v for v in client.get("/models").json() if v["name"] == "sc-auto")["latest"]
-        queued = [j for j in client.get("/jobs", params={"model": "sc-auto"}).json()
-                  if j["kind"] == "scores" and j["target_version"] == version]
+        # The worker queues the scores just after it marks the training job succeeded: poll for them.
+        deadline = time.monotonic() + 30
+        while True:
+            queued = [j for j in client.get("/jobs", params={"model": "sc-auto"}).json()
+                      if j["kind"] == "scores" and j["target_version"] == version]
+            if queued or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert len(queued) == 1
         assert wait_for_job(client, queued[0]["id"], timeout=300)["status"] == "succeeded"
         assert client.get("/scores", params={"model": "sc-auto", "version": version}).status_code == 200
