@@ -137,7 +137,7 @@ def test_a_score_arrives_while_a_long_training_job_runs(fault_stack: FaultStack)
                    cwd=REPO, env=fault_stack.env, check=True, capture_output=True, timeout=120)
     response = fault_stack.http.post("/jobs", json={"kind": "parzen", "model": "scored"})
     assert response.status_code == 202, response.text
-    score = fault_stack.wait_job(response.json()["id"], timeout=120)
+    score = fault_stack.wait_job(response.json()["id"], timeout=300)
     assert score["status"] == "succeeded", score
     assert fault_stack.job(training["id"])["status"] == "running"   # it did not wait for training to end
     fault_stack.http.post(f"/jobs/{training['id']}/cancel")
