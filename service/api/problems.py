@@ -19,7 +19,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from models.config import ConfigError
 from models.config_errors import explain
 from service.db.blobs import BlobCorrupt
-from service.errors import BrokerUnavailable, IdempotencyConflict, InvalidParameter, NotFound, TooLarge, Unavailable
+from service.errors import (
+    BrokerUnavailable,
+    Conflict,
+    IdempotencyConflict,
+    InvalidParameter,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +92,8 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
 
 
 # Errors of the plain code (service/errors.py) whose message is the whole answer.
-_STATUS: dict[type[Exception], int] = {NotFound: 404, IdempotencyConflict: 409, TooLarge: 413, Unavailable: 503}
+_STATUS: dict[type[Exception], int] = {NotFound: 404, Conflict: 409, IdempotencyConflict: 409, TooLarge: 413,
+                                       Unavailable: 503}
 _BROKER_ERRORS = (BrokerUnavailable, BrokerError, RedisConnectionError, RedisTimeoutError)
 
 

@@ -52,18 +52,29 @@ class SamplesQuery(BaseModel):
                                                        "(Figure 2): png shows the samples' grid and, right of "
                                                        "it, the neighbours in the same cells; json adds index "
                                                        "and squared distance; npy becomes (n, 2, C, H, W)")
+    label: str | None = Field(default=None, max_length=100, description=(
+        "conditional models only: the class of every sample, as an index or a name (GET /models: label_names), "
+        "or all: one row of n samples per class (the same z's in every row); default: classes drawn uniformly "
+        "from the seed"))
 
 
 class InterpolateQuery(BaseModel):
     model: str = Field(description="model name, see GET /models")
     z0: str = Field(description="an integer seed (the first z of /samples?seed=…) or comma-separated floats, as "
                                 "many as the model's latent size")
-    z1: str = Field(description="like z0")
+    z1: str | None = Field(default=None, description="like z0; default: z0 (a path in c alone, with label0 and "
+                                                     "label1)")
     steps: int = Field(default=10, description="frames including both ends, 2..64")
     version: int | None = Field(default=None, description="default: the latest")
     method: str = Field(default="lerp", description="lerp (straight line, Figure 3) or slerp")
     fmt: str = Field(default="png", alias="format", description="png (one strip), gif (animated), json (z and "
                                                                 "per-frame PNG data URLs)")
+    label: str | None = Field(default=None, max_length=100, description=(
+        "conditional models: the class along the whole path (an index or a name); or give label0 and label1"))
+    label0: str | None = Field(default=None, max_length=100, description=(
+        "conditional models: the class at z0's end; c moves linearly from its one-hot to label1's"))
+    label1: str | None = Field(default=None, max_length=100, description="conditional models: the class at the "
+                                                                          "z1 end")
 
 
 @router.get("/samples", response_class=Response, responses={200: {"content": _SAMPLE_MEDIA}, 304: {}},
@@ -72,7 +83,7 @@ async def samples(request: Request) -> Response:
     """`n` samples of a model version. Same version + seed + n + format → the same bytes."""
     q = query.parse(SamplesQuery, request)
     return _response(await generate.samples(q.model, q.n, q.seed, q.version, q.fmt, q.neighbors,
-                                            request.headers.get("if-none-match")))
+                                            request.headers.get("if-none-match"), q.label))
 
 
 @router.get("/interpolate", response_class=Response, responses={200: {"content": _INTERPOLATE_MEDIA}, 304: {}},
@@ -81,7 +92,8 @@ async def interpolate(request: Request) -> Response:
     """Images along a path in z space from z0 to z1; the end frames are exactly those of z0 and z1."""
     q = query.parse(InterpolateQuery, request)
     return _response(await generate.interpolation(q.model, q.z0, q.z1, q.steps, q.version, q.method, q.fmt,
-                                                  request.headers.get("if-none-match")))
+                                                  request.headers.get("if-none-match"), q.label, q.label0,
+                                                  q.label1))
 
 
 def _response(result: generate.Generated) -> Response:

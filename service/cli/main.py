@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "the shell history); omit to generate a new key")
     p.set_defaults(func=_hash_key)
 
-    p = sub.add_parser("bench", help="benchmarks: train, parzen, serve, toy (add --json for one JSON line)")
-    p.add_argument("what", choices=["train", "parzen", "serve", "toy"])
+    p = sub.add_parser("bench", help="benchmarks: train, parzen, serve, toy, conditional (add --json for one JSON line)")
+    p.add_argument("what", choices=["train", "parzen", "serve", "toy", "conditional"])
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_bench)
 
