@@ -62,8 +62,8 @@ class InterpolateQuery(BaseModel):
     model: str = Field(description="model name, see GET /models")
     z0: str = Field(description="an integer seed (the first z of /samples?seed=…) or comma-separated floats, as "
                                 "many as the model's latent size")
-    z1: str | None = Field(default=None, description="like z0; default: z0 (a path in c alone, with label0 and "
-                                                     "label1)")
+    z1: str | None = Field(default=None, description="like z0; required except for a path in c alone at z0 "
+                                                     "(label0 and label1 on a conditional model)")
     steps: int = Field(default=10, description="frames including both ends, 2..64")
     version: int | None = Field(default=None, description="default: the latest")
     method: str = Field(default="lerp", description="lerp (straight line, Figure 3) or slerp")

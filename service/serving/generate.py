@@ -22,7 +22,15 @@ from anyio import to_thread
 from service.errors import InvalidParameter
 from service.serving import images, labels, neighbors, points
 from service.serving.bounds import DB_INT_MAX
-from service.serving.noise import METHODS, check_seed, interpolate, new_seed, parse_latent, sample_noise
+from service.serving.noise import (
+    METHODS,
+    allowed_latent,
+    check_seed,
+    interpolate,
+    new_seed,
+    parse_latent,
+    sample_noise,
+)
 from service.serving.registry import LoadedModel, VersionInfo, registry
 from service.settings import get_settings
 
@@ -193,10 +201,13 @@ async def interpolation(name: str, z0: str, z1: str | None, steps: int, version:
     model = await model_for(name, version)
     info = model.info
     points.check_format(info, fmt, "interpolate")
+    ends = class_ends(info, label, label0, label1)
+    if z1 is None and (ends is None or ends[0] == ends[1]):
+        raise InvalidParameter("z1", f"required: {allowed_latent(info)}; it may be left out only for a path in c "
+                                     f"alone (label0 and label1 on a conditional model)")
     start, seed0 = parse_latent("z0", z0, info)
     end, seed1 = parse_latent("z1", z1, info) if z1 is not None else (start, seed0)
     path = interpolate(start, end, steps, method)
-    ends = class_ends(info, label, label0, label1)
     c_path = None if ends is None else labels.class_path(*ends, steps, len(info.label_names))
     headers = {"X-Model-Version": str(info.version),
                "ETag": etag_of(info, "interpolate", start.tobytes().hex(), end.tobytes().hex(), steps,

@@ -60,13 +60,17 @@ def check_seed(field: str, seed: int) -> int:
     return seed
 
 
+def allowed_latent(prior: Prior) -> str:
+    return (f"an integer seed in 0..{MAX_SEED}, or {prior.latent_dim} comma-separated finite floats (the model's "
+            f"latent size)")
+
+
 def parse_latent(field: str, text: str, prior: Prior) -> tuple[np.ndarray, int | None]:
     """`text` is an integer seed (its first draw from the prior) or latent_dim comma-separated finite floats.
 
     Returns (z as float32 (latent_dim,), the seed or None). A bare integer is always read as a seed.
     """
-    allowed = (f"an integer seed in 0..{MAX_SEED}, or {prior.latent_dim} comma-separated finite floats "
-               f"(the model's latent size)")
+    allowed = allowed_latent(prior)
     if _SEED.match(text):
         seed = int(text)
         if seed > MAX_SEED:

@@ -88,6 +88,14 @@ class AutogradEngine(Engine):
         rows = self.batches.next()
         return self.x_all[rows], None if self.c_all is None else self.c_all[rows]
 
+    def run_g(self, z: Tensor, c: Tensor | None) -> Tensor:
+        """G(z) (m, D), or G(z, c) for a conditional run."""
+        return self.g(z) if c is None else self.g(z, c)
+
+    def run_d(self, x: Tensor, c: Tensor | None) -> Tensor:
+        """D's logits with fresh dropout from the run's generator, given c for a conditional run."""
+        return self.d(x, rng=self.rng) if c is None else self.d(x, rng=self.rng, c=c)
+
     def autocast(self) -> AbstractContextManager[None]:
         """bf16 products where config.bf16 (weights, gradients and updates stay fp32), else a no-op."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16)
@@ -97,9 +105,8 @@ class AutogradEngine(Engine):
         z, c_fake = self.draw_z(), self.draw_c()                    # (m, latent), (m, classes) or None
         with self.autocast():
             with torch.no_grad():
-                fake = self.g(z, c_fake)                            # (m, D); G does not move in the D-step
-            logits = self.d(torch.cat([x, fake]), rng=self.rng,    # (2m, 1): real rows, then fake
-                            c=_both(c_real, c_fake)).float()
+                fake = self.run_g(z, c_fake)                        # (m, D); G does not move in the D-step
+            logits = self.run_d(torch.cat([x, fake]), _both(c_real, c_fake)).float()  # (2m, 1): real, fake
         loss = self.d_loss(logits)
         grads = torch.autograd.grad(loss, self.d_params)            # D's gradients; none reach G
         apply_gradients(self.d_opt, grads, lr, mu)
@@ -108,7 +115,7 @@ class AutogradEngine(Engine):
     def g_step(self, lr: float, mu: float) -> None:
         z, c = self.draw_z(), self.draw_c()                         # (m, latent) fresh z (and c)
         with self.autocast():
-            logits = self.d(self.g(z, c), rng=self.rng, c=c).float()   # (m, 1) through D with fresh dropout
+            logits = self.run_d(self.run_g(z, c), c).float()        # (m, 1) through D with fresh dropout
         loss = self.g_loss(logits)
         grads = torch.autograd.grad(loss, self.g_params)            # G's only: D's are never computed
         apply_gradients(self.g_opt, grads, lr, mu)
@@ -117,8 +124,7 @@ class AutogradEngine(Engine):
         x, c_real = self.real()                                     # (m, D)
         z, c_fake = self.draw_z(), self.draw_c()                    # (m, latent)
         with self.autocast():
-            logits = self.d(torch.cat([x, self.g(z, c_fake)]), rng=self.rng,
-                            c=_both(c_real, c_fake)).float()        # (2m, 1)
+            logits = self.run_d(torch.cat([x, self.run_g(z, c_fake)]), _both(c_real, c_fake)).float()  # (2m, 1)
         d_loss, g_loss = self.d_loss(logits), self.g_loss(logits[self.m:])
         g_grads = torch.autograd.grad(g_loss, self.g_params, retain_graph=True)   # through D before D moves
         d_grads = torch.autograd.grad(d_loss, self.d_params)
