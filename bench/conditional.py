@@ -144,9 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--per-class", type=int, default=100, help="samples asked of each class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-encoder", action="store_true", help="skip training and measuring the encoder")
+    p.add_argument("--encoder-iterations", type=int, default=None, help="default: the config's")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object, last line")
     args = p.parse_args(list(argv) if argv is not None else None)
-    r = run(args.preset, args.iterations, args.per_class, args.seed, with_encoder=not args.no_encoder)
+    extra = {"encoder_iterations": args.encoder_iterations} if args.encoder_iterations else {}
+    r = run(args.preset, args.iterations, args.per_class, args.seed, with_encoder=not args.no_encoder, **extra)
     print(f"conditional accuracy {r['conditional_accuracy']:.3f} on {r['samples']} samples after "
           f"{r['iterations']} iterations ({r['train_seconds']} s on {r['cpu']}, {r['threads']} threads); the "
           f"classifier's real test accuracy {r['classifier_test_accuracy']:.3f}")
