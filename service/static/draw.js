@@ -86,6 +86,7 @@ async function encode(blob, name) {
     const body = await postForm(`/encode?${params}`, form);
     $("draw-input").src = body.image;
     $("draw-recon").src = body.reconstruction;
+    $("draw-out").hidden = false;
     $("draw-status").textContent = `Encoded into ${slot}${label ? ` as class ${label}` : ""}.`;
     if (slot === "A") $("draw-slot").value = "B";
     onEncoded({ z: body.z, label, slot });
