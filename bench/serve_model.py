@@ -73,8 +73,9 @@ class Registered:
 def register_version(name: str, onnx_bytes: bytes, *, latent_dim: int = 100,
                      noise: dict[str, Any] | None = None, image_shape: tuple[int, int, int] = (1, 28, 28),
                      dataset: str = "mnist", config: dict[str, Any] | None = None,
-                     metrics: dict[str, Any] | None = None) -> Registered:
-    """Register `onnx_bytes` as the next version of `name`, as worker.training_job.register does."""
+                     metrics: dict[str, Any] | None = None, encoder_onnx: bytes | None = None) -> Registered:
+    """Register `onnx_bytes` (and an encoder's graph) as the next version of `name`, as
+    worker.train_job.register does."""
     noise = noise or {"kind": "uniform", "low": -math.sqrt(3.0), "high": math.sqrt(3.0)}
     config = config or {"source": "bench.serve_model", "latent_dim": latent_dim}
     with session_scope() as session:
@@ -88,8 +89,13 @@ def register_version(name: str, onnx_bytes: bytes, *, latent_dim: int = 100,
         key = f"models/{name}/{digest}.onnx"
         blobs.put(session, key, onnx_bytes, "application/onnx")
         version = (current or 0) + 1
+        encoder = None
+        if encoder_onnx is not None:
+            e_digest = blobs.sha256_of(encoder_onnx)
+            encoder = {"key": f"models/{name}/{e_digest}.encoder.onnx", "sha256": e_digest, "size": len(encoder_onnx)}
+            blobs.put(session, encoder["key"], encoder_onnx, "application/onnx")
         session.add(ModelVersion(name=name, version=version, job_id=job.id, artifact_key=key,
                                  artifact_sha256=digest, artifact_size=len(onnx_bytes), latent_dim=latent_dim,
                                  noise=noise, image_shape=list(image_shape), dataset=dataset, config=config,
-                                 metrics=metrics or {}))
+                                 metrics=metrics or {}, encoder=encoder))
     return Registered(name, version, digest)

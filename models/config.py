@@ -17,8 +17,8 @@ from annotated_types import Ge, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 from pydantic.fields import FieldInfo
 
+from models.config_data import check_against_data, class_names
 from models.config_errors import ConfigError, checked
-from models.datasets import DatasetError, image_shape_of, is_toy
 
 Objective = Literal["non-saturating", "minimax"]
 Update = Literal["alternating", "simultaneous"]
@@ -127,6 +127,17 @@ class TrainConfig(BaseModel):
         "continue", "when the game is lost (mean D(G(z)) below 0.01 for 1,000 iterations, as GET /jobs/{id} warns): "
                     "continue, or restart from scratch with the next unused seed (at most max_restarts times)")
     max_restarts: Int = option(3, "on_lost 'restart': restarts allowed before the run just continues", ge=0, le=100)
+    conditional: Annotated[bool, Strict()] = option(
+        False, "p(x | c), the paper's section 7.1: the class c of a labelled dataset (mnist, fashion-mnist, cifar10, "
+               "an upload with one folder per class) enters G (one-hot, beside z) and D (one-hot beside x, and "
+               "a projection onto D's last hidden layer); /samples then takes `label`")
+    label_names: tuple[str, ...] = fixed((), "the classes c ranges over (class k: label_names[k]), from the "
+                                             "dataset when conditional; () otherwise")
+    encoder: Annotated[bool, Strict()] = option(
+        False, "learned inference E(x) -> z, the paper's section 7.2: after G, an MLP trained on pairs (G(z), z) "
+               "with z from the prior, exported beside G; POST /encode runs it")
+    encoder_iterations: Int = option(3000, "E's Adam updates on fresh (G(z), z) minibatches", ge=1, le=MAX_ITERATIONS)
+    e_hidden: Layers = option((1024, 512), "E's hidden layer widths (Linear + ReLU)")
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
@@ -137,6 +148,9 @@ class TrainConfig(BaseModel):
             raise ConfigError("update", "the conv architecture trains with 'alternating' only")
         if self.engine == "fused" and self.architecture != "mlp":
             raise ConfigError("engine", "'fused' covers the mlp architecture only; use 'autograd' or 'auto'")
+        if self.engine == "fused" and self.conditional:
+            raise ConfigError("engine", "'fused' covers unconditional nets only; use 'autograd' or 'auto' with "
+                                        "conditional")
         if self.standardize and (self.architecture != "mlp" or self.g_output != "linear"):
             raise ConfigError("standardize", "applies to real-valued points: the mlp architecture with a linear "
                                              "G output")
@@ -175,12 +189,20 @@ class TrainConfig(BaseModel):
 
     @property
     def uses_fused_engine(self) -> bool:
-        return self.engine == "fused" or (self.engine == "auto" and self.architecture == "mlp")
+        return self.engine == "fused" or (self.engine == "auto" and self.architecture == "mlp"
+                                          and not self.conditional)
+
+    @property
+    def num_classes(self) -> int:
+        """The size of c's one-hot: the number of classes of a conditional run, 0 otherwise."""
+        return len(self.label_names) if self.conditional else 0
 
 
 # What runs did before a field existed, for configs (job rows, artifacts, checkpoints) stored without it.
 LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement", "engine": "auto", "standardize": False,
-                                 "lr_schedule": "exponential", "on_lost": "continue", "max_restarts": 3}
+                                 "lr_schedule": "exponential", "on_lost": "continue", "max_restarts": 3,
+                                 "conditional": False, "label_names": (), "encoder": False,
+                                 "encoder_iterations": 3000, "e_hidden": (1024, 512)}
 
 
 def option_fields() -> dict[str, FieldInfo]:
@@ -229,21 +251,6 @@ PRESETS: dict[str, TrainConfig] = {
                                       lr=0.004, epoch_examples=40_000, iterations=250 * 313, snapshot_every=2500),
 }
 
-# The conv generator (models/nets/conv.py) reshapes its last hidden layer to (80, 10, 10) and a 5 x 5
-# transposed convolution with stride 3 makes that 3 * (10 - 1) + 5 = 32 pixels a side.
-CONV_G_CHANNELS, CONV_G_GRID, CONV_KERNEL, CONV_STRIDE = 80, 10, 5, 3
-CONV_G_FEATURES = CONV_G_CHANNELS * CONV_G_GRID * CONV_G_GRID
-CONV_SIDE = CONV_STRIDE * (CONV_G_GRID - 1) + CONV_KERNEL
-
-
-def check_conv_shape(shape: tuple[int, ...]) -> str | None:
-    """Why the conv nets cannot model images of `shape`, or None."""
-    if len(shape) != 3 or tuple(shape[1:]) != (CONV_SIDE, CONV_SIDE) or shape[0] not in (1, 3):
-        return (f"the conv architecture needs 1 or 3 x {CONV_SIDE} x {CONV_SIDE} images, the data is "
-                f"{' x '.join(map(str, shape))}")
-    return None
-
-
 def resolve(preset: str, dataset: str | None = None, *, epochs: int | None = None, **overrides: Any) -> TrainConfig:
     """The preset with the job's overrides applied and validated (raises ConfigError naming the field).
     `epochs` is a budget in epochs instead of `iterations` (epochs x epoch_size iterations)."""
@@ -258,7 +265,8 @@ def resolve(preset: str, dataset: str | None = None, *, epochs: int | None = Non
     config = checked(TrainConfig, {**base.model_dump(), "dataset": dataset or base.dataset, **clean})
     if epochs is not None:
         config = config.replace(iterations=_epoch_budget(epochs, config, "iterations" in clean))
-    _check_against_data(config)
+    config = config.replace(label_names=class_names(config.conditional, config.dataset))
+    check_against_data(config)
     return config
 
 
@@ -271,25 +279,6 @@ def _epoch_budget(epochs: Any, config: TrainConfig, iterations_given: bool) -> i
         raise ConfigError("epochs", f"at most {MAX_ITERATIONS // config.epoch_size} epochs of "
                                     f"{config.epoch_size} iterations, got {epochs}")
     return epochs * config.epoch_size
-
-
-def _check_against_data(c: TrainConfig) -> None:
-    """What depends on the dataset: toys are real-valued points, the conv nets need C x 32 x 32 images."""
-    if is_toy(c.dataset) and c.g_output == "sigmoid":
-        raise ConfigError("dataset", f"{c.dataset!r} is a toy of real-valued points, which a sigmoid output in "
-                                     f"[0, 1] cannot reach: use the toy-1d or toy-2d preset")
-    if c.architecture != "conv":
-        return
-    if c.g_hidden[-1] != CONV_G_FEATURES:
-        raise ConfigError("g_hidden", f"the conv generator reshapes its last hidden layer to (80, 10, 10): "
-                                      f"it must have {CONV_G_FEATURES} units, got {c.g_hidden[-1]}")
-    try:
-        shape = image_shape_of(c.dataset)
-    except DatasetError:
-        return  # an unknown dataset is reported by the caller, which knows the field it came from
-    problem = check_conv_shape(shape)
-    if problem:
-        raise ConfigError("dataset", f"{c.dataset!r}: {problem}")
 
 
 __all__ = ["LEGACY_VALUES", "PRESETS", "ConfigError", "TrainConfig", "option_fields", "resolve"]

@@ -35,6 +35,11 @@ class BrokerUnavailable(RuntimeError):
     """The task could not be sent; the job row was taken back, so nothing was queued (→ 503)."""
 
 
+class Conflict(Exception):
+    """The request is fine but what it names cannot do it, e.g. a model version without an encoder (→ 409);
+    the message says how to get what would."""
+
+
 class IdempotencyConflict(ValueError):
     """An Idempotency-Key was reused for a different request (→ 409)."""
 

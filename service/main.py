@@ -14,6 +14,7 @@ from service.api import (
     auth,
     context,
     datasets,
+    encode,
     event_hub,
     events,
     gallery,
@@ -36,7 +37,7 @@ from service.settings import Settings, get_settings
 from service.telemetry import logs
 
 # Routes are matched in this order, one by one: /samples, the hot path, first (no two paths overlap).
-ROUTERS = (samples, health, jobs, models, metrics, events, toy, gallery, parzen, scores, sweeps, datasets)
+ROUTERS = (samples, encode, health, jobs, models, metrics, events, toy, gallery, parzen, scores, sweeps, datasets)
 
 
 @asynccontextmanager

@@ -1,6 +1,8 @@
-"""ONNX export of a trained generator, checked against torch with onnxruntime.
+"""ONNX export of a trained generator (and of its encoder E), checked against torch with onnxruntime.
 
-Graph: input "z" float32 [batch, latent_dim] (dynamic batch) -> output "x" float32 [batch, D], opset 17,
+Graph: input "z" float32 [batch, latent_dim] (dynamic batch) -> output "x" float32 [batch, D], opset 17;
+a conditional G takes a second input "c" float32 [batch, classes] (one-hot, or any mix of classes). The
+encoder's graph: "x" [batch, D] (and "c") -> "z" [batch, latent_dim]. Both are
 exported with the TorchScript exporter (dynamo=False: a static MLP needs nothing more, and it is fast).
 metadata_props make the artifact self-describing: the full training config, the image shape, the latent
 size and the noise distribution (plus the caller's extra keys), so `rebuild_generator` needs nothing else.
@@ -22,7 +24,7 @@ import torch
 from onnx import numpy_helper
 
 from models.config import TrainConfig
-from models.nets.common import derived_generator, noise
+from models.nets.common import cycled_classes, derived_generator, noise
 from models.nets.mlp import Generator
 
 OPSET = 17
@@ -45,6 +47,7 @@ def metadata(config: TrainConfig, image_shape: tuple[int, ...], extra: dict[str,
     s = float(config.noise_scale)
     props = {
         "ganserve.config": json.dumps(config.to_dict(), sort_keys=True),
+        "ganserve.label_names": json.dumps(list(config.label_names) if config.conditional else []),
         "ganserve.image_shape": json.dumps([int(v) for v in image_shape]),
         "ganserve.latent_dim": str(config.latent_dim),
         "ganserve.noise": json.dumps({"kind": "uniform", "low": -s, "high": s}),
@@ -53,45 +56,68 @@ def metadata(config: TrainConfig, image_shape: tuple[int, ...], extra: dict[str,
     return props
 
 
-def _to_onnx(generator: Generator, latent_dim: int) -> bytes:
+def _to_onnx(net: torch.nn.Module, inputs: dict[str, torch.Tensor], output: str) -> bytes:
     out = io.BytesIO()
+    axes = {name: {0: "batch"} for name in (*inputs, output)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")              # the TorchScript exporter's deprecation notice
-        torch.onnx.export(generator, (torch.zeros(2, latent_dim),), out,  # type: ignore[arg-type]
-                          input_names=["z"], output_names=["x"],
-                          dynamic_axes={"z": {0: "batch"}, "x": {0: "batch"}}, opset_version=OPSET,
-                          do_constant_folding=True, dynamo=False)
+        torch.onnx.export(net, tuple(inputs.values()), out,  # type: ignore[arg-type]
+                          input_names=list(inputs), output_names=[output], dynamic_axes=axes,
+                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
     return out.getvalue()
 
 
-def export_generator(generator: Generator, config: TrainConfig, image_shape: tuple[int, ...],
-                     extra_metadata: dict[str, str]) -> Exported:
-    """The ONNX artifact of `generator` (fp32, CPU copy; the caller's module is left as it is)."""
-    g = copy.deepcopy(generator).float().cpu().eval()
-    model = onnx.load_from_string(_to_onnx(g, config.latent_dim))
+def _checked(net: torch.nn.Module, inputs: dict[str, torch.Tensor], output: str, props: dict[str, str]) -> Exported:
+    """`net` as ONNX with `props` as metadata, its onnxruntime output on `inputs` checked against torch."""
+    model = onnx.load_from_string(_to_onnx(net, {k: v[:2] for k, v in inputs.items()}, output))
     del model.metadata_props[:]
-    for key, value in metadata(config, image_shape, extra_metadata).items():
+    for key, value in props.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     blob = model.SerializeToString()
-    # Check the artifact itself: onnxruntime on 64 z's against the torch module in fp32.
-    z = noise((CHECK_BATCH, config.latent_dim), config.noise_scale, derived_generator(config.seed, 4))
     with torch.no_grad():
-        expected = g(z).numpy()
-    got = run_onnx(blob, z.numpy())
+        expected = net(*inputs.values()).numpy()
+    got = run_onnx(blob, {k: v.numpy() for k, v in inputs.items()})
     diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
     if not diff <= TOLERANCE:                        # also catches NaN
         raise ExportMismatch(f"onnxruntime output differs from torch by {diff:.3g} (> {TOLERANCE:g}) "
-                             f"on {CHECK_BATCH} samples; shapes {got.shape} vs {expected.shape}")
+                             f"on {CHECK_BATCH} rows; shapes {got.shape} vs {expected.shape}")
     return Exported(onnx=blob, sha256=hashlib.sha256(blob).hexdigest(), max_abs_diff=diff)
 
 
-def run_onnx(blob: bytes, z: np.ndarray) -> np.ndarray:
-    """x = G(z) with onnxruntime on CPU; z (B, latent) float32 -> (B, D) float32."""
+def check_inputs(config: TrainConfig) -> dict[str, torch.Tensor]:
+    """G's inputs for the export check: 64 z's from the prior (and every class in turn, when conditional)."""
+    z = noise((CHECK_BATCH, config.latent_dim), config.noise_scale, derived_generator(config.seed, 4))
+    return {"z": z, "c": cycled_classes(CHECK_BATCH, config.num_classes)} if config.conditional else {"z": z}
+
+
+def export_generator(generator: torch.nn.Module, config: TrainConfig, image_shape: tuple[int, ...],
+                     extra_metadata: dict[str, str]) -> Exported:
+    """The ONNX artifact of `generator` (fp32, CPU copy; the caller's module is left as it is)."""
+    g = copy.deepcopy(generator).float().cpu().eval()
+    return _checked(g, check_inputs(config), "x", metadata(config, image_shape, extra_metadata))
+
+
+def export_encoder(encoder: torch.nn.Module, generator: torch.nn.Module, config: TrainConfig,
+                   image_shape: tuple[int, ...], extra_metadata: dict[str, str]) -> Exported:
+    """The ONNX graph of E, checked on G's samples of the export check's z's (and classes)."""
+    e = copy.deepcopy(encoder).float().cpu().eval()
+    inputs = check_inputs(config)
+    with torch.no_grad():
+        x = copy.deepcopy(generator).float().cpu().eval()(*inputs.values())
+    e_inputs = {"x": x, **({"c": inputs["c"]} if config.conditional else {})}
+    return _checked(e, e_inputs, "z", {**metadata(config, image_shape, extra_metadata), "ganserve.graph": "encoder"})
+
+
+def run_onnx(blob: bytes, inputs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+    """The graph's output with onnxruntime on CPU: G's x (B, D) from z (B, latent) float32 (an array), or
+    any graph's from its named inputs (a conditional G's z and c, E's x)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(["x"], {"z": np.ascontiguousarray(z, dtype=np.float32)})[0])
+    feeds = inputs if isinstance(inputs, dict) else {"z": inputs}
+    return np.asarray(session.run(None, {k: np.ascontiguousarray(v, dtype=np.float32)
+                                             for k, v in feeds.items()})[0])
 
 
 def read_metadata(blob: bytes) -> dict[str, str]:
@@ -127,5 +153,5 @@ def rebuild_generator(blob: bytes) -> tuple[Generator, TrainConfig, tuple[int, .
     return g.eval(), config, image_shape
 
 
-__all__ = ["OPSET", "TOLERANCE", "ExportMismatch", "Exported", "export_generator", "metadata", "read_metadata",
+__all__ = ["OPSET", "TOLERANCE", "ExportMismatch", "Exported", "check_inputs", "export_encoder", "export_generator", "metadata", "read_metadata",
            "rebuild_generator", "run_onnx"]

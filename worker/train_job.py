@@ -28,10 +28,12 @@ from service.serving.images import grid_png
 from service.settings import get_settings
 from worker import figure1_store as toy_snapshot
 from worker import sweep_member
-from worker.export import Exported, export_generator
+from worker.export import Exported, export_encoder, export_generator
 from worker.leases import Lease, run_leased
 from worker.quality_curve import CurveScorer
 from worker.training.checkpoint import load_checkpoint, save_checkpoint
+from worker.training.device import training_device
+from worker.training.encoder import train_encoder
 from worker.training.hooks import NonFiniteLoss, TrainingStopped, TrainOutcome
 from worker.training.loop import train
 from worker.training.validation import ValidationScorer, ValidationUnavailable
@@ -160,18 +162,24 @@ def run(lease: Lease) -> None:
         if resume_bytes:
             # After a worker died or the database went away: the next claim resumes from the checkpoint.
             log.info("job %s: resuming from its checkpoint (attempt %d)", lease.job_id, lease.attempt)
-        config, outcome = train_restarting(lease, job, config, splits, resume_bytes, hooks)
+        labels = datasets.train_labels(config.dataset, get_settings().resolved_data_dir) \
+            if config.conditional else None
+        config, outcome = train_restarting(lease, job, config, splits, resume_bytes, hooks, labels)
         if config.keep == "best":
             outcome = keep_best(lease.job_id, outcome)
-        exported = export_generator(outcome.generator, config, splits.image_shape,
-                                    {"ganserve.dataset": config.dataset,
-                                     "ganserve.dataset_sha256": splits.sha256,
-                                     "ganserve.job_id": str(lease.job_id)})
+        about = {"ganserve.dataset": config.dataset, "ganserve.dataset_sha256": splits.sha256,
+                 "ganserve.job_id": str(lease.job_id)}
+        exported = export_generator(outcome.generator, config, splits.image_shape, about)
         if job.sweep_id is not None:
             sweep_member.finish(lease, job.sweep_id, job.model_name, config, splits, outcome, exported,
                                 registered_metrics(outcome, exported))
             return
-        version = register(lease, job.model_name, config, splits, outcome, exported)
+        encoder = None
+        if config.encoder:
+            e = train_encoder(outcome.generator, config, splits.train.shape[1], training_device("auto"),
+                              hooks[-1].should_stop)
+            encoder = export_encoder(e, outcome.generator, config, splits.image_shape, about)
+        version = register(lease, job.model_name, config, splits, outcome, exported, encoder)
         # Score the new version (commit, then enqueue). Never raises: the job has succeeded.
         parzen.queue_for_version(job.model_name, version.version)
         scores.queue_for_version(job.model_name, version.version)
@@ -189,7 +197,8 @@ def sweep_of(job_id: uuid.UUID) -> uuid.UUID | None:
 
 
 def train_restarting(lease: Lease, job: Job, config: TrainConfig, splits: datasets.Splits,
-                     resume: bytes | None, hooks: list[DatabaseHooks]) -> tuple[TrainConfig, TrainOutcome]:
+                     resume: bytes | None, hooks: list[DatabaseHooks],
+                     labels: np.ndarray | None = None) -> tuple[TrainConfig, TrainOutcome]:
     """Algorithm 1 (the loop picks the engine), started over with the next unused seed each time the game is
     lost while on_lost is "restart" and restarts are left; every restart is recorded on the job."""
     restarts = list(job.restarts or [])
@@ -197,7 +206,7 @@ def train_restarting(lease: Lease, job: Job, config: TrainConfig, splits: datase
         may_restart = config.on_lost == "restart" and len(restarts) < config.max_restarts
         hooks.append(DatabaseHooks(lease, config, splits.image_shape, splits.valid, may_restart))
         try:
-            return config, train(config, np.asarray(splits.train), hooks[-1], resume=resume)
+            return config, train(config, np.asarray(splits.train), hooks[-1], resume=resume, labels=labels)
         except GameLost as lost:
             config = restart(lease, job, config, restarts, lost)
             resume = None
@@ -253,9 +262,12 @@ def registered_metrics(outcome: TrainOutcome, exported: Exported) -> dict[str, A
 
 
 def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Splits,
-             outcome: TrainOutcome, exported: Exported) -> ModelVersion:
-    """One transaction: the artifact, the next version number of `name`, and the job marked succeeded."""
+             outcome: TrainOutcome, exported: Exported, encoder: Exported | None = None) -> ModelVersion:
+    """One transaction: the artifact (G's graph, and E's when trained), the next version number of `name`, and
+    the job marked succeeded."""
     metrics = registered_metrics(outcome, exported)
+    if encoder is not None:
+        metrics["encoder_onnx_max_abs_diff"] = encoder.max_abs_diff
     with session_scope() as session:
         # Versions are numbered per name; serialize concurrent registrations of one name.
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
@@ -263,12 +275,17 @@ def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Spli
         current = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
         key = f"models/{name}/{exported.sha256}.onnx"
         blobs.put(session, key, exported.onnx, "application/onnx")
+        encoder_row = None
+        if encoder is not None:
+            encoder_row = {"key": f"models/{name}/{encoder.sha256}.encoder.onnx", "sha256": encoder.sha256,
+                           "size": len(encoder.onnx)}
+            blobs.put(session, encoder_row["key"], encoder.onnx, "application/onnx")
         version = ModelVersion(
             name=name, version=(current or 0) + 1, job_id=lease.job_id, artifact_key=key,
             artifact_sha256=exported.sha256, artifact_size=len(exported.onnx), latent_dim=config.latent_dim,
             noise={"kind": "uniform", "low": -config.noise_scale, "high": config.noise_scale},
             image_shape=list(splits.image_shape), dataset=config.dataset, dataset_sha256=splits.sha256,
-            config=config.to_dict(), metrics=metrics)
+            config=config.to_dict(), metrics=metrics, encoder=encoder_row)
         session.add(version)
         lease.end(session, JobStatus.SUCCEEDED, progress=1.0, iteration=outcome.iterations)
         blobs.delete(session, checkpoint_key(lease.job_id))

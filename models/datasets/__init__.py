@@ -136,6 +136,16 @@ def image_shape_of(name: str) -> tuple[int, ...]:
     return ref.image_shape
 
 
+def label_names_of(name: str) -> tuple[str, ...]:
+    """The class names of a labelled dataset (class k is label_names_of(name)[k]); () when it has no labels."""
+    if name in DATASETS:
+        return DATASETS[name].label_names if DATASETS[name].build_labels is not None else ()
+    ref = lookup_stored(name)
+    if ref is None:
+        raise _unknown(name)
+    return ref.label_names
+
+
 def dim_of(name: str) -> int:
     """Flattened sample size (what G outputs and D reads), without touching the files."""
     return math.prod(image_shape_of(name))
@@ -205,6 +215,19 @@ def load_labels(name: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray | Non
     return spec.build_labels(payloads)
 
 
+def train_labels(name: str, data_dir: Path) -> np.ndarray:
+    """The class (int64, indexing label_names_of(name)) of each row of load(name).train."""
+    if name in DATASETS:
+        return load_labels(name, data_dir)[0]
+    ref = lookup_stored(name)
+    if ref is None:
+        raise _unknown(name)
+    labels = stored.decode_labels(ref.read()).get("train")
+    if labels is None:
+        raise DatasetError(f"dataset {name!r} has no labels")
+    return labels
+
+
 def fetch(name: str, data_dir: Path, log: Callable[[str], None] = print) -> Path:
     """Make sure a builtin dataset's files are present and verified; see models.datasets.download."""
     return fetch_spec(get_spec(name), data_dir, log)
@@ -237,6 +260,7 @@ __all__ = [
     "image_shape_of",
     "is_toy",
     "kind_of",
+    "label_names_of",
     "load",
     "load_labels",
     "load_spec",
@@ -248,6 +272,7 @@ __all__ = [
     "register_source",
     "sha256_hex",
     "stored_names",
+    "train_labels",
     "unavailable_message",
     "unregister_source",
     "verified_payloads",

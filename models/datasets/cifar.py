@@ -32,6 +32,7 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 CIFAR_TRAIN = 40_000
 IMAGE_SHAPE = (3, 32, 32)
+LABEL_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 MAX_MEMBER_BYTES = 64 << 20  # a real batch is ~31 MB; anything far larger is not CIFAR
 
 
@@ -121,7 +122,7 @@ def cifar_spec(name: str = "cifar10", archive: str = ARCHIVE, sha256: str = ARCH
         name=name, image_shape=IMAGE_SHAPE, files=((archive, sha256),),
         build=functools.partial(_split, archive=archive, n_train=n_train, labels=False),
         build_labels=functools.partial(_split, archive=archive, n_train=n_train, labels=True),
-        mirrors=mirrors, raw_files=True, counts=counts,
+        mirrors=mirrors, raw_files=True, counts=counts, label_names=LABEL_NAMES,
         source="Krizhevsky's CIFAR-10 (cifar-10-python.tar.gz); train[:40000] / train[40000:] / test_batch, "
                "as the authors")
 

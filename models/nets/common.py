@@ -53,8 +53,40 @@ def dropout(a: Tensor, keep: float, rng: torch.Generator | None, mask: Tensor | 
     return a * mask * (1.0 / keep)
 
 
+def one_hot(labels: Tensor, num_classes: int) -> Tensor:
+    """(B,) class indices -> (B, num_classes) float32 one-hot rows: c as the conditional nets take it."""
+    return torch.nn.functional.one_hot(labels.long(), num_classes).float()
+
+
+def cycled_classes(rows: int, num_classes: int, device: torch.device | str = "cpu") -> Tensor:
+    """(rows, num_classes) one-hot c of row i = class i mod num_classes: what a conditional G is given when the
+    caller has no c (the snapshots' grid, the validation score), so every class shows equally."""
+    return one_hot(torch.arange(rows, device=device) % num_classes, num_classes)
+
+
+def with_class(z: Tensor, c: Tensor | None, num_classes: int) -> Tensor:
+    """G's input: z (B, latent) with c (B, num_classes) beside it (cycled classes when None); z alone for an
+    unconditional G (num_classes 0)."""
+    if not num_classes:
+        return z
+    if c is None:
+        c = cycled_classes(z.shape[0], num_classes, z.device)
+    return torch.cat([z, c.to(z.dtype)], dim=1)                 # (B, latent + classes)
+
+
+def projection(project: nn.Linear | None, c: Tensor | None, h: Tensor) -> Tensor | float:
+    """The projection discriminator's class term <V c, h> (Miyato & Koyama, 2018) on D's last hidden layer
+    h (B, units): a conditional D's logit is out(h) + this; 0 for an unconditional D."""
+    if project is None:
+        return 0.0
+    if c is None:
+        raise ValueError("a conditional discriminator needs c (B, classes)")
+    return (project(c.to(h.dtype)) * h).sum(1, keepdim=True)   # (B, 1)
+
+
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["derived_generator", "dropout", "init_uniform", "logit_of_mean", "noise", "parameter_count"]
+__all__ = ["cycled_classes", "derived_generator", "dropout", "init_uniform", "logit_of_mean", "noise", "one_hot",
+           "parameter_count", "projection", "with_class"]

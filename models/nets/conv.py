@@ -22,16 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.config import (
-    CONV_G_CHANNELS,
-    CONV_G_GRID,
-    CONV_KERNEL,
-    CONV_SIDE,
-    CONV_STRIDE,
-    TrainConfig,
-    check_conv_shape,
-)
-from models.nets.common import derived_generator, dropout, init_uniform, logit_of_mean
+from models.config import TrainConfig
+from models.config_data import CONV_G_CHANNELS, CONV_G_GRID, CONV_KERNEL, CONV_SIDE, CONV_STRIDE, check_conv_shape
+from models.nets.common import derived_generator, dropout, init_uniform, logit_of_mean, projection, with_class
 
 # (channels, pieces, kernel, padding, pool, pool stride) of D's maxout convolution layers (dh0, h1, h2).
 CONV_LAYERS: tuple[tuple[int, int, int, int, int, int], ...] = (
@@ -56,7 +49,8 @@ class ConvGenerator(nn.Module):
     def __init__(self, config: TrainConfig, output_dim: int) -> None:
         super().__init__()
         self.image_shape = _shape_for(output_dim)
-        dims = (config.latent_dim, *config.g_hidden)
+        self.num_classes = config.num_classes
+        dims = (config.latent_dim + self.num_classes, *config.g_hidden)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.deconv = nn.ConvTranspose2d(CONV_G_CHANNELS, self.image_shape[0], CONV_KERNEL, stride=CONV_STRIDE,
                                          bias=False)
@@ -65,8 +59,8 @@ class ConvGenerator(nn.Module):
         self.latent_dim = config.latent_dim
         self.output_dim = output_dim
 
-    def forward(self, z: Tensor) -> Tensor:
-        h = z                                                        # (B, latent)
+    def forward(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        h = with_class(z, c, self.num_classes)                       # (B, latent [+ classes])
         for i, layer in enumerate(self.layers):
             h = layer(h)
             h = torch.sigmoid(h) if i == len(self.layers) - 1 else F.relu(h)
@@ -98,11 +92,14 @@ class ConvDiscriminator(nn.Module):
         self.pieces = config.d_pieces
         self.hidden = nn.ModuleList(nn.Linear(a, b * self.pieces) for a, b in itertools.pairwise(dims))
         self.out = nn.Linear(dims[-1], 1)
+        # Conditional: c enters as a projection onto the last hidden layer (not as extra input channels).
+        self.num_classes = config.num_classes
+        self.project = nn.Linear(self.num_classes, dims[-1], bias=False) if self.num_classes else None
         self.input_dim = input_dim
 
     @property
     def parametrized(self) -> list[nn.Module]:
-        return [*self.convs, *self.hidden, self.out]
+        return [*self.convs, *self.hidden, self.out, *([self.project] if self.project is not None else [])]
 
     def _features(self, x: Tensor, rng: torch.Generator | None = None) -> Tensor:
         a = x
@@ -113,14 +110,16 @@ class ConvDiscriminator(nn.Module):
             a = F.max_pool2d(a, pool, stride, ceil_mode=True)                    # cuda-convnet rounding
         return a.flatten(1)
 
-    def forward(self, x: Tensor, rng: torch.Generator | None = None) -> Tensor:
-        """Logits (B, 1); with `rng`, fresh dropout masks drawn from it (training), else none (test time)."""
+    def forward(self, x: Tensor, rng: torch.Generator | None = None, c: Tensor | None = None) -> Tensor:
+        """Logits (B, 1); with `rng`, fresh dropout masks drawn from it (training), else none (test time).
+        c: (B, classes) one-hot, required when conditional."""
         a = self._features(x.view(-1, *self.image_shape), rng)
         base = len(self.convs)
         for j, layer in enumerate(self.hidden):
             pre = layer(dropout(a, self.keeps[base + j], rng))
             a = pre.view(pre.shape[0], self.pieces, -1).amax(1)                  # (B, units)
-        return self.out(dropout(a, self.keeps[-1], rng))
+        a = dropout(a, self.keeps[-1], rng)
+        return self.out(a) + projection(self.project, c, a)
 
 
 @torch.no_grad()

@@ -19,15 +19,17 @@ from torch import Tensor, nn
 
 from models import datasets
 from models.config import TrainConfig
-from models.nets.common import derived_generator, dropout, init_uniform, logit_of_mean
+from models.nets.common import derived_generator, dropout, init_uniform, logit_of_mean, projection, with_class
 
 
 class Generator(nn.Module):
-    """z (B, latent) -> x (B, D): Linear+ReLU hidden layers, then Linear (+ sigmoid for pixels)."""
+    """z (B, latent) [with c (B, classes) beside it when conditional] -> x (B, D): Linear+ReLU hidden layers,
+    then Linear (+ sigmoid for pixels)."""
 
     def __init__(self, config: TrainConfig, output_dim: int) -> None:
         super().__init__()
-        dims = (config.latent_dim, *config.g_hidden, output_dim)
+        self.num_classes = config.num_classes
+        dims = (config.latent_dim + self.num_classes, *config.g_hidden, output_dim)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(dims))
         self.sigmoid_output = config.g_output == "sigmoid"
         self.latent_dim = config.latent_dim
@@ -37,8 +39,8 @@ class Generator(nn.Module):
     def linears(self) -> list[nn.Linear]:
         return list(self.layers)  # type: ignore[arg-type]
 
-    def forward(self, z: Tensor) -> Tensor:
-        h = z                                                    # (B, latent)
+    def forward(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        h = with_class(z, c, self.num_classes)                   # (B, latent [+ classes])
         for layer in self.layers[:-1]:
             h = F.relu(layer(h))                                 # (B, hidden)
         x = self.layers[-1](h)                                   # (B, D)
@@ -46,15 +48,19 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """x (B, D) -> logit (B, 1) of "x is data": maxout hidden layers, then one sigmoid unit (as a logit)."""
+    """x (B, D) -> logit (B, 1) of "x is data": maxout hidden layers, then one sigmoid unit (as a logit).
+    Conditional: c (B, classes) joins the first layer's input beside the (dropped-out) x, as the paper says,
+    and the class's projection onto the last hidden layer joins the logit (models/nets/common.projection)."""
 
     def __init__(self, config: TrainConfig, input_dim: int) -> None:
         super().__init__()
-        dims = (input_dim, *config.d_hidden)
+        self.num_classes = config.num_classes
+        dims = (input_dim + self.num_classes, *config.d_hidden)
         self.pieces = config.d_pieces
         self.units = tuple(config.d_hidden)
         self.hidden = nn.ModuleList(nn.Linear(a, b * self.pieces) for a, b in pairwise(dims))
         self.out = nn.Linear(dims[-1], 1)
+        self.project = nn.Linear(self.num_classes, dims[-1], bias=False) if self.num_classes else None
         # Keep probability of each layer's input (dropout on the data, then on each maxout output).
         self.keeps = (config.d_input_keep,) + (config.d_hidden_keep,) * len(config.d_hidden)
         self.input_dim = input_dim
@@ -64,14 +70,19 @@ class Discriminator(nn.Module):
         return [*self.hidden, self.out]  # type: ignore[list-item]
 
     def forward(self, x: Tensor, rng: torch.Generator | None = None,
-                masks: list[Tensor | None] | None = None) -> Tensor:
+                masks: list[Tensor | None] | None = None, c: Tensor | None = None) -> Tensor:
         """Logits (B, 1). Dropout on every layer's input with fresh masks from `rng` (training), or with the
-        given `masks[i]` (B, n_i) of 0/1; with neither, none (the test-time net)."""
+        given `masks[i]` (B, n_i) of 0/1; with neither, none (the test-time net). c: (B, classes) one-hot,
+        required when conditional."""
         a = x                                                    # (B, D)
         for i, layer in enumerate(self.linears):
             a = dropout(a, self.keeps[i], rng, masks[i] if masks is not None else None)
+            if i == 0 and self.num_classes:
+                if c is None:
+                    raise ValueError("a conditional discriminator needs c (B, classes)")
+                a = torch.cat([a, c.to(a.dtype)], dim=1)         # (B, D + classes)
             if layer is self.out:
-                return layer(a)                                  # (B, 1)
+                return layer(a) + projection(self.project, c, a)  # (B, 1)
             pre = layer(a).view(a.shape[0], self.pieces, -1)     # (B, pieces, units)
             a = pre.amax(1)                                      # (B, units)
         raise AssertionError("unreachable")
@@ -94,7 +105,8 @@ def build_mlp_generator(config: TrainConfig, data_mean: np.ndarray | None,
 def build_mlp_discriminator(config: TrainConfig, input_dim: int) -> Discriminator:
     """D with the paper's init: weights U(-d_init_range, d_init_range), biases 0."""
     d = Discriminator(config, input_dim)
-    init_uniform(d.linears, config.d_init_range, derived_generator(config.seed, 2))
+    init_uniform([*d.linears, *([d.project] if d.project is not None else [])], config.d_init_range,
+                 derived_generator(config.seed, 2))
     return d
 
 

@@ -31,6 +31,8 @@ class DatasetOut(BaseModel):
     options: dict[str, Any]
     created_at: datetime | None
     models: list[str] = Field(description="models with a version trained on this dataset")
+    label_names: list[str] = Field(default=[], description="class names (class k is label_names[k]) of a labelled "
+                                                           "dataset, which can train a conditional model; [] if none")
 
 
 @router.get("", response_model=list[DatasetOut])

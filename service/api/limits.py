@@ -21,7 +21,7 @@ from service.settings import get_settings
 from service.telemetry.metrics import RATE_LIMITED
 
 # Path prefixes of the endpoints that run the generator (the expensive ones).
-RATE_LIMITED_PREFIXES = ("/samples", "/interpolate")
+RATE_LIMITED_PREFIXES = ("/samples", "/interpolate", "/encode")
 # POST /datasets carries an archive of up to settings.upload_max_bytes, plus the multipart form around it.
 UPLOAD_PATH = "/datasets"
 UPLOAD_SLACK_BYTES = 1 << 20

@@ -23,6 +23,7 @@ from service.db.blobs import BlobCorrupt
 from service.errors import (
     BrokerUnavailable,
     Busy,
+    Conflict,
     IdempotencyConflict,
     InvalidParameter,
     NotFound,
@@ -94,7 +95,8 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
 
 
 # Errors of the plain code (service/errors.py) whose message is the whole answer.
-_STATUS: dict[type[Exception], int] = {NotFound: 404, IdempotencyConflict: 409, TooLarge: 413, Unavailable: 503}
+_STATUS: dict[type[Exception], int] = {NotFound: 404, Conflict: 409, IdempotencyConflict: 409, TooLarge: 413,
+                                       Unavailable: 503}
 _BROKER_ERRORS = (BrokerUnavailable, BrokerError, RedisConnectionError, RedisTimeoutError)
 
 

@@ -79,6 +79,10 @@ class SamplesQuery(BaseModel):
                                                        "(Figure 2): png shows the samples' grid and, right of "
                                                        "it, the neighbours in the same cells; json adds index "
                                                        "and squared distance; npy becomes (n, 2, C, H, W)")
+    label: str | None = Field(default=None, max_length=100, description=(
+        "conditional models only: the class of every sample, as an index or a name (GET /models: label_names), "
+        "or all: one row of n samples per class (the same z's in every row); default: classes drawn uniformly "
+        "from the seed"))
 
 
 class InterpolateQuery(BaseModel):
@@ -86,7 +90,8 @@ class InterpolateQuery(BaseModel):
     z0: str = Field(description="an integer seed 0..2^63-1 (the first z of /samples?seed=…) or comma-separated "
                                 "finite floats, exactly as many as the model's latent size (else 422)",
                     **_LATENT)
-    z1: str = Field(description="like z0", **_LATENT)
+    z1: str | None = Field(default=None, description="like z0; required except for a path in c alone at z0 "
+                                                     "(label0 and label1 on a conditional model)", **_LATENT)
     steps: int = Field(default=10, description=f"frames including both ends, 2..{_LIMITS.max_interpolation_steps}",
                        **_documented(minimum=2, maximum=_LIMITS.max_interpolation_steps))
     version: int | None = Field(default=None, description="default: the latest", **_VERSION)
@@ -95,6 +100,12 @@ class InterpolateQuery(BaseModel):
     fmt: str = Field(default="png", alias="format", description="png (one strip), gif (animated), json (z and "
                                                                 "per-frame PNG data URLs)",
                      **_documented(enum=list(generate.INTERPOLATE_FORMATS)))
+    label: str | None = Field(default=None, max_length=100, description=(
+        "conditional models: the class along the whole path (an index or a name); or give label0 and label1"))
+    label0: str | None = Field(default=None, max_length=100, description=(
+        "conditional models: the class at z0's end; c moves linearly from its one-hot to label1's"))
+    label1: str | None = Field(default=None, max_length=100, description="conditional models: the class at the "
+                                                                          "z1 end")
 
 
 @router.get("/samples", response_class=Response, responses={200: {"content": _SAMPLE_MEDIA}, 304: {}},
@@ -104,7 +115,7 @@ async def samples(request: Request) -> Response:
     q = query.parse(SamplesQuery, request)
     return await _unless_gone(request, generate.samples(q.model, q.n, q.seed, q.version, q.fmt, q.neighbors,
                                                         request.headers.get("if-none-match"),
-                                                        RateLimit.client(request.scope)))
+                                                        RateLimit.client(request.scope), q.label))
 
 
 @router.get("/interpolate", response_class=Response, responses={200: {"content": _INTERPOLATE_MEDIA}, 304: {}},
@@ -114,7 +125,8 @@ async def interpolate(request: Request) -> Response:
     q = query.parse(InterpolateQuery, request)
     return await _unless_gone(request, generate.interpolation(q.model, q.z0, q.z1, q.steps, q.version, q.method,
                                                               q.fmt, request.headers.get("if-none-match"),
-                                                              RateLimit.client(request.scope)))
+                                                              RateLimit.client(request.scope), q.label, q.label0,
+                                                              q.label1))
 
 
 # nginx's "client closed request": logged for a request whose client left before its answer.

@@ -99,6 +99,13 @@ class JobOut(BaseModel):
                    finished_at=job.finished_at, links=links)
 
 
+class EncoderOut(BaseModel):
+    """E's ONNX graph, stored beside G's in the same version."""
+
+    sha256: str
+    size: int
+
+
 class VersionOut(BaseModel):
     version: int
     job_id: uuid.UUID
@@ -113,13 +120,32 @@ class VersionOut(BaseModel):
     created_at: datetime | None
     scores: dict[str, Any] | None = Field(default=None, description="the headline sample-quality scores (GET "
                                                                     "/scores has them all); null: not scored")
+    label_names: list[str] = Field(default=[], description="a conditional model's classes (its G takes z and "
+                                                           "c; /samples takes label); [] when unconditional")
+    encoder: EncoderOut | None = Field(default=None, description="the learned inference net E(x) -> z trained "
+                                                                 "with G (POST /encode runs it); null if none")
 
     @classmethod
     def of(cls, row: ModelVersion, scores: dict[str, Any] | None = None) -> VersionOut:
-        return cls(scores=scores, version=row.version, job_id=row.job_id, dataset=row.dataset, latent_dim=row.latent_dim,
+        config = row.config or {}
+        names = list(config.get("label_names") or []) if config.get("conditional") else []
+        encoder = EncoderOut(sha256=row.encoder["sha256"], size=row.encoder["size"]) if row.encoder else None
+        return cls(scores=scores, version=row.version, job_id=row.job_id, dataset=row.dataset,
+                   latent_dim=row.latent_dim,
                    noise=row.noise, image_shape=list(row.image_shape), artifact_sha256=row.artifact_sha256,
                    artifact_size=row.artifact_size, metrics=row.metrics, config=row.config,
-                   created_at=row.created_at)
+                   created_at=row.created_at, label_names=names, encoder=encoder)
+
+
+class EncodeOut(BaseModel):
+    """POST /encode: where an image sits in z, and what G makes of it."""
+
+    model: str
+    version: int
+    label: str | None = Field(description="the class given (conditional models), else null")
+    z: list[float] = Field(description="E(x): latent_dim values; /interpolate takes them as z0 or z1")
+    image: str = Field(description="the input as the model sees it (converted and resized), a PNG data URL")
+    reconstruction: str = Field(description="G(E(x)) as a PNG data URL")
 
 
 class ModelOut(BaseModel):

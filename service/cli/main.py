@@ -84,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "the shell history); omit to generate a new key")
     p.set_defaults(func=_hash_key)
 
-    p = sub.add_parser("bench", help="benchmarks: train, parzen, serve, toy, scores (add --json for one JSON line)")
-    p.add_argument("what", choices=["train", "parzen", "serve", "toy", "scores"])
+    p = sub.add_parser("bench", help="benchmarks: train, parzen, serve, toy, scores, conditional (add --json for one "
+                                     "JSON line)")
+    p.add_argument("what", choices=["train", "parzen", "serve", "toy", "scores", "conditional"])
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_bench)
 

@@ -52,7 +52,8 @@ class DatabaseSource:
         if row is None or row.blob_key is None:
             return None
         return StoredRef(name=row.name, sha256=row.sha256, image_shape=tuple(row.image_shape),
-                         read=functools.partial(_read, row.blob_key, row.sha256), kind=row.kind)
+                         read=functools.partial(_read, row.blob_key, row.sha256), kind=row.kind,
+                         label_names=tuple(row.label_names or ()))
 
 
 datasets.register_source(SOURCE_KEY, DatabaseSource())
@@ -76,13 +77,14 @@ def _code_entry(spec: datasets.DatasetSpec, models: list[str]) -> dict[str, Any]
     return {"name": spec.name, "kind": spec.kind, "image_shape": list(spec.image_shape),
             "counts": {"train": train, "valid": valid, "test": test}, "source": spec.source,
             "sha256": spec.digest, "size": None, "seed": None, "options": {}, "created_at": None,
-            "models": models}
+            "models": models, "label_names": list(datasets.label_names_of(spec.name))}
 
 
 def _row_entry(row: Dataset, models: list[str]) -> dict[str, Any]:
     return {"name": row.name, "kind": row.kind, "image_shape": list(row.image_shape), "counts": dict(row.counts),
             "source": row.source, "sha256": row.sha256, "size": row.size, "seed": row.seed,
-            "options": dict(row.options), "created_at": row.created_at, "models": models}
+            "options": dict(row.options), "created_at": row.created_at, "models": models,
+            "label_names": list(row.label_names or ())}
 
 
 def list_all() -> list[dict[str, Any]]:
@@ -128,7 +130,7 @@ def create(name: str, prepared: Prepared, options: UploadOptions) -> dict[str, A
               f"images, {'RGB' if c == 3 else 'grayscale'} {w}x{h})")
     row = Dataset(name=name, kind="upload", image_shape=list(prepared.image_shape), counts=prepared.counts,
                   source=source, sha256=prepared.sha256, blob_key=key, size=len(prepared.npz), seed=options.seed,
-                  options=options.to_json())
+                  options=options.to_json(), label_names=list(prepared.label_names) or None)
     try:
         with session_scope() as session:
             session.add(row)

@@ -13,6 +13,10 @@ The archive is never extracted to disk: members are read into memory by name. De
 - each file must be a PNG or JPEG by content (not name) whose header says at most upload_max_image_pixels
   pixels, checked before it is decoded; a file that fails to decode is refused (422).
 Images are sorted by member name, so the archive's order does not matter; the splits come from `seed`.
+
+Labels: when every image sits in a folder one level below the top (or below one wrapper folder that holds
+everything), with at least two such folders, each folder is a class and its name the label name (classes in
+name order); the upload is then labelled and can train a conditional model. Anything else is unlabelled.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class Prepared:
     image_shape: tuple[int, int, int]
     archive_format: str
     filename: str
+    label_names: tuple[str, ...] = ()  # the class folders' names; () for an unlabelled upload
 
     @property
     def counts(self) -> dict[str, int]:
@@ -212,14 +217,33 @@ def decode_image(name: str, raw: bytes, options: UploadOptions, settings: Settin
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
-def make_splits(images: np.ndarray, options: UploadOptions) -> dict[str, np.ndarray]:
-    """(N, C, H, W) -> train/valid/test by one permutation from the seed, made once and stored."""
-    n = len(images)
+def split_rows(n: int, options: UploadOptions) -> dict[str, np.ndarray]:
+    """Row indices (sorted) of train/valid/test by one permutation from the seed, made once and stored."""
     order = np.random.default_rng(options.seed).permutation(n)
     n_valid = max(1, round(n * options.valid_fraction)) if options.valid_fraction > 0 else 0
     n_test = max(1, round(n * options.test_fraction)) if options.test_fraction > 0 else 0
     picks = {"valid": order[:n_valid], "test": order[n_valid:n_valid + n_test], "train": order[n_valid + n_test:]}
-    return {s: np.ascontiguousarray(images[np.sort(picks[s])]) for s in stored.SPLITS}
+    return {s: np.sort(picks[s]) for s in stored.SPLITS}
+
+
+def make_splits(images: np.ndarray, options: UploadOptions) -> dict[str, np.ndarray]:
+    """(N, C, H, W) -> train/valid/test (split_rows)."""
+    return {s: np.ascontiguousarray(images[rows]) for s, rows in split_rows(len(images), options).items()}
+
+
+def class_folders(names: list[str]) -> tuple[tuple[str, ...], list[int]] | None:
+    """(class names in order, each member's class index) when every member sits in a class folder directly
+    below the top or below one wrapper folder holding everything, with at least two classes; else None."""
+    parts = [[p for p in re.split(r"[\\/]", name) if p] for name in names]
+    if parts and all(len(p) >= 3 for p in parts) and len({p[0] for p in parts}) == 1:
+        parts = [p[1:] for p in parts]                           # the single wrapper folder
+    if not parts or any(len(p) != 2 for p in parts):
+        return None
+    classes = tuple(sorted({p[0] for p in parts}))
+    if len(classes) < 2:
+        return None
+    index = {c: i for i, c in enumerate(classes)}
+    return classes, [index[p[0]] for p in parts]
 
 
 def prepare(data: bytes, filename: str, options: UploadOptions, settings: Settings) -> Prepared:
@@ -248,12 +272,16 @@ def prepare(data: bytes, filename: str, options: UploadOptions, settings: Settin
                                  f"{settings.upload_max_array_bytes} bytes; give a smaller size")
         decoded.append(img)
     images = np.stack(decoded).transpose(0, 3, 1, 2)  # (N, C, H, W)
-    splits = make_splits(images, options)
+    rows = split_rows(len(images), options)
+    splits = {s: np.ascontiguousarray(images[r]) for s, r in rows.items()}
     if len(splits["train"]) < 1:
         raise InvalidParameter("valid_fraction", "nothing would be left to train on")
-    npz = stored.encode(splits)
+    classes = class_folders([name for name, _ in members])
+    labels = None if classes is None else {s: np.asarray(classes[1], dtype=np.int64)[r] for s, r in rows.items()}
+    npz = stored.encode(splits, labels)
     c, h, w = images.shape[1:]
-    return Prepared(splits, npz, sha256_hex(npz), (int(c), int(h), int(w)), kind, filename)
+    return Prepared(splits, npz, sha256_hex(npz), (int(c), int(h), int(w)), kind, filename,
+                    classes[0] if classes else ())
 
 
 __all__ = ["Prepared", "UploadOptions", "check_name", "prepare", "read_archive"]

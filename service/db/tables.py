@@ -117,6 +117,8 @@ class ModelVersion(Base):
     dataset_sha256: Mapped[str | None] = mapped_column(String(64))
     config: Mapped[dict[str, Any]] = mapped_column(JSONB)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # The learned inference net E(x) -> z trained with G, {"key", "sha256", "size"} of its ONNX blob; or None.
+    encoder: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -206,4 +208,6 @@ class Dataset(Base):
     # The split seed and what was asked (size, color, fractions): enough to redo the upload identically.
     seed: Mapped[int] = mapped_column(BigInteger)
     options: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # A labelled upload (one folder per class): the class names, class k = label_names[k]; None if unlabelled.
+    label_names: Mapped[list[Any] | None] = mapped_column(JSONB, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -19,7 +19,9 @@ from service.db import blobs
 from service.db.engine import session_scope
 from service.db.tables import ModelVersion
 from service.evaluation import parzen
+from service.serving import labels
 from service.serving.noise import sample_noise
+from service.serving.registry import VersionInfo
 from service.serving.runtime import providers
 from service.settings import get_settings
 
@@ -32,13 +34,18 @@ class EvaluationError(RuntimeError):
 
 def generate(onnx_bytes: bytes, version: ModelVersion, n: int, seed: int) -> np.ndarray:
     """(n, C*H*W) float32 samples of G: z from the version's prior (service.serving.noise, so the rows are
-    those /samples?seed= would draw), no dropout (the exported graph is the inference graph)."""
+    those /samples?seed= would draw), no dropout (the exported graph is the inference graph). A conditional
+    G's classes are drawn uniformly from the seed, as /samples without a label does: samples of p(x)."""
     options = ort.SessionOptions()
     options.inter_op_num_threads = 1  # intra-op: onnxruntime's default, every core (a batch job, not serving)
     session = ort.InferenceSession(onnx_bytes, options, providers=providers())
     name = session.get_inputs()[0].name
-    z = sample_noise(version, n, seed)
-    out = [session.run(None, {name: z[i:i + GENERATE_BATCH]})[0] for i in range(0, n, GENERATE_BATCH)]
+    feeds = {name: sample_noise(version, n, seed)}
+    classes = VersionInfo.of(version).label_names
+    if classes:
+        feeds["c"] = labels.one_hot(labels.uniform_classes(seed, n, len(classes)), len(classes))
+    out = [session.run(None, {k: v[i:i + GENERATE_BATCH] for k, v in feeds.items()})[0]
+           for i in range(0, n, GENERATE_BATCH)]
     return np.concatenate(out).reshape(n, -1).astype(np.float32, copy=False)
 
 

@@ -35,6 +35,9 @@ def check_seeds(seeds: list[int], overrides: dict[str, Any]) -> None:
     duplicates = sorted({s for s in seeds if seeds.count(s) > 1})
     if duplicates:
         raise ConfigError("seeds", f"each seed at most once; repeated: {', '.join(map(str, duplicates))}")
+    if overrides.get("encoder"):
+        raise ConfigError("encoder", "not with seeds: a sweep's members register G alone; train the encoder in a "
+                                     "single job (seed) once the sweep has chosen its best seed")
 
 
 def _member_key(key: str | None, seed: int) -> str | None:

@@ -21,9 +21,17 @@ import numpy as np
 from anyio import to_thread
 
 from service.errors import InvalidParameter
-from service.serving import admission, images, neighbors, points
+from service.serving import admission, images, labels, neighbors, points
 from service.serving.bounds import DB_INT_MAX
-from service.serving.noise import METHODS, check_seed, interpolate, new_seed, parse_latent, sample_noise
+from service.serving.noise import (
+    METHODS,
+    allowed_latent,
+    check_seed,
+    interpolate,
+    new_seed,
+    parse_latent,
+    sample_noise,
+)
 from service.serving.registry import LoadedModel, VersionInfo, registry
 from service.settings import get_settings
 
@@ -93,7 +101,8 @@ async def respond(model: LoadedModel, z: np.ndarray, render: Callable[[np.ndarra
 
 
 async def samples(name: str, n: int, seed: int | None, version: int | None, fmt: str, with_neighbors: bool,
-                  if_none_match: str | None = None, client: str | None = None) -> Generated:
+                  if_none_match: str | None = None, client: str | None = None,
+                  label: str | None = None) -> Generated:
     check_range("n", n, 1, get_settings().max_samples)
     check_choice("format", fmt, SAMPLE_FORMATS)
     check_version(version)
@@ -102,20 +111,31 @@ async def samples(name: str, n: int, seed: int | None, version: int | None, fmt:
     model = await model_for(name, version)
     info = model.info
     points.check_format(info, fmt, "samples")  # toys: points, not images (service/serving/points.py)
+    asked = labels.parse("label", label, info, with_all=True)
+    rows = n * len(info.label_names) if asked == labels.ALL else n
+    if rows > get_settings().max_samples:
+        raise InvalidParameter("n", f"with label=all, n is per class: n x {len(info.label_names)} classes must be "
+                                    f"at most {get_settings().max_samples}; got {n}")
     chosen = seed if seed is not None else new_seed()
     headers = {"X-Seed": str(chosen), "X-Model-Version": str(info.version),
-               "ETag": etag_of(info, "samples", chosen, n, fmt, with_neighbors),
+               "ETag": etag_of(info, "samples", chosen, n, fmt, with_neighbors, *([asked] if label else [])),
                "Cache-Control": cache_control(version, seed is not None)}
     if matches(if_none_match, headers["ETag"]):
         return Generated(304, headers)
     values = math.prod(info.image_shape)
-    admission.check_response_size("n", response_bytes(fmt, n, values, info.latent_dim, with_neighbors))
-    rows = neighbors.training_rows(info.dataset) if with_neighbors else 0
-    with admission.admission.admit(client, admission.cost(n, values, rows)):
+    admission.check_response_size("n", response_bytes(fmt, rows, values, info.latent_dim, with_neighbors))
+    training_rows = neighbors.training_rows(info.dataset) if with_neighbors else 0
+    with admission.admission.admit(client, admission.cost(rows, values, training_rows)):
         # Drawing 1024 x 100 numbers takes a millisecond: large draws leave the event loop.
         z = sample_noise(info, n, chosen) if n <= LOOP_NOISE_ROWS else \
             await to_thread.run_sync(sample_noise, info, n, chosen)
-        return await respond(model, z, lambda x: render_samples(info, chosen, z, x, fmt, with_neighbors),
+        classes = sample_classes(info, asked, n, chosen)
+        if asked == labels.ALL:
+            z = np.tile(z, (len(info.label_names), 1))               # row k of the grid: class k, the same n z's
+        c = None if classes is None else labels.one_hot(classes, len(info.label_names))
+        columns = n if asked == labels.ALL else None
+        return await respond(model, labels.with_classes(z, c),
+                             lambda x: render_samples(info, chosen, z, x, fmt, with_neighbors, classes, columns),
                              headers, cheap=fmt != "json" and not with_neighbors)
 
 
@@ -130,6 +150,19 @@ def response_bytes(fmt: str, n: int, values: int, latent_dim: int, with_neighbor
     return int(size + (n * latent_dim * 20 if fmt == "json" else 0) + 1024)
 
 
+def sample_classes(info: VersionInfo, asked: int | str | None, n: int, seed: int) -> np.ndarray | None:
+    """Each sample's class: the asked one, every class for n rows each (all), or uniform from the seed; None
+    for an unconditional model."""
+    count = len(info.label_names)
+    if not count:
+        return None
+    if asked == labels.ALL:
+        return np.repeat(np.arange(count), n)
+    if asked is None:
+        return labels.uniform_classes(seed, n, count)
+    return np.full(n, int(asked))
+
+
 def cache_control(version: int | None, seeded: bool) -> str:
     if not seeded:
         return "no-store"  # a fresh random draw: nothing to reuse
@@ -138,13 +171,13 @@ def cache_control(version: int | None, seeded: bool) -> str:
 
 
 def render_samples(info: VersionInfo, seed: int, z: np.ndarray, x: np.ndarray, fmt: str,
-                   with_neighbors: bool) -> Rendered:
+                   with_neighbors: bool, classes: np.ndarray | None = None, columns: int | None = None) -> Rendered:
     found = neighbors.nearest(x, info.dataset) if with_neighbors else None
     if fmt == "png" and found is None:
-        return images.grid_png(x, info.image_shape), SAMPLE_FORMATS["png"]
+        return images.grid_png(x, info.image_shape, columns), SAMPLE_FORMATS["png"]
     if fmt == "png" and found is not None:
         # Figure 2 as two grids: the samples, then in the same cell of the right grid the nearest training image.
-        columns = images.grid_columns(len(x))
+        columns = columns or images.grid_columns(len(x))
         left = images.tile(images.to_uint8(x, info.image_shape), columns)
         right = images.tile(images.to_uint8(found.images, info.image_shape), columns)
         return images.encode_png(images.side_by_side(left, right)), SAMPLE_FORMATS["png"]
@@ -159,6 +192,8 @@ def render_samples(info: VersionInfo, seed: int, z: np.ndarray, x: np.ndarray, f
     body: dict[str, Any] = {
         "model": info.name, "version": info.version, "seed": seed, "n": len(x), "image_shape": [c, h, w],
         "latent_dim": info.latent_dim, "noise": info.noise, "z": z.tolist()}
+    if classes is not None:
+        body["labels"] = labels.names_of(info, classes)
     if points.is_points(info):  # a toy: the points themselves, and each sample's nearest training point
         body["points"] = points.points(x)
         if found is not None:
@@ -173,8 +208,9 @@ def render_samples(info: VersionInfo, seed: int, z: np.ndarray, x: np.ndarray, f
     return json.dumps(body, separators=(",", ":")).encode(), SAMPLE_FORMATS["json"]
 
 
-async def interpolation(name: str, z0: str, z1: str, steps: int, version: int | None, method: str,
-                        fmt: str, if_none_match: str | None = None, client: str | None = None) -> Generated:
+async def interpolation(name: str, z0: str, z1: str | None, steps: int, version: int | None, method: str,
+                        fmt: str, if_none_match: str | None = None, client: str | None = None,
+                        label: str | None = None, label0: str | None = None, label1: str | None = None) -> Generated:
     check_range("steps", steps, 2, get_settings().max_interpolation_steps)
     check_choice("method", method, METHODS)
     check_choice("format", fmt, INTERPOLATE_FORMATS)
@@ -182,22 +218,47 @@ async def interpolation(name: str, z0: str, z1: str, steps: int, version: int | 
     model = await model_for(name, version)
     info = model.info
     points.check_format(info, fmt, "interpolate")
+    ends = class_ends(info, label, label0, label1)
+    if z1 is None and (ends is None or ends[0] == ends[1]):
+        raise InvalidParameter("z1", f"required: {allowed_latent(info)}; it may be left out only for a path in c "
+                                     f"alone (label0 and label1 on a conditional model)")
     start, seed0 = parse_latent("z0", z0, info)
-    end, seed1 = parse_latent("z1", z1, info)
+    end, seed1 = parse_latent("z1", z1, info) if z1 is not None else (start, seed0)
     path = interpolate(start, end, steps, method)
+    c_path = None if ends is None else labels.class_path(*ends, steps, len(info.label_names))
     headers = {"X-Model-Version": str(info.version),
                "ETag": etag_of(info, "interpolate", start.tobytes().hex(), end.tobytes().hex(), steps,
-                               method, fmt),
+                               method, fmt, *(list(ends) if ends else [])),
                "Cache-Control": IMMUTABLE if version is not None else "no-cache"}
     if matches(if_none_match, headers["ETag"]):
         return Generated(304, headers)
     meta = {"model": info.name, "version": info.version, "method": method, "steps": steps,
-            "z0_seed": seed0, "z1_seed": seed1, "image_shape": list(info.image_shape)}
+            "z0_seed": seed0, "z1_seed": seed1, "image_shape": list(info.image_shape),
+            **({"label0": info.label_names[ends[0]], "label1": info.label_names[ends[1]]} if ends else {})}
     values = math.prod(info.image_shape)
     admission.check_response_size("steps", response_bytes(fmt, steps, values, info.latent_dim))
     with admission.admission.admit(client, admission.cost(steps, values)):
-        return await respond(model, path, lambda x: render_interpolation(info, meta, path, x, fmt),
-                             headers, cheap=fmt == "png")
+        return await respond(model, labels.with_classes(path, c_path),
+                             lambda x: render_interpolation(info, meta, path, x, fmt), headers, cheap=fmt == "png")
+
+
+def class_ends(info: VersionInfo, label: str | None, label0: str | None,
+               label1: str | None) -> tuple[int, int] | None:
+    """The classes at the path's ends: `label` at both, or label0 -> label1; None for an unconditional model."""
+    fixed, first, last = (labels.parse(f, v, info) for f, v in
+                          (("label", label), ("label0", label0), ("label1", label1)))
+    if not info.label_names:
+        return None
+    if fixed is not None and (first is not None or last is not None):
+        raise InvalidParameter("label", "give label (the class along the whole path) or label0 and label1 (the "
+                                        "class moves between them), not both")
+    if fixed is not None:
+        return int(fixed), int(fixed)
+    if first is None or last is None:
+        missing = "label" if first is None and last is None else "label1" if last is None else "label0"
+        raise InvalidParameter(missing, f"model {info.name!r} is conditional: give label, or label0 and label1, "
+                                        f"each {labels.allowed(info)}")
+    return int(first), int(last)
 
 
 def render_interpolation(info: VersionInfo, meta: dict[str, Any], path: np.ndarray, x: np.ndarray,

@@ -62,13 +62,17 @@ def check_seed(field: str, seed: int) -> int:
     return seed
 
 
+def allowed_latent(prior: Prior) -> str:
+    return (f"an integer seed in 0..{MAX_SEED}, or {prior.latent_dim} comma-separated finite floats (the model's "
+            f"latent size)")
+
+
 def parse_latent(field: str, text: str, prior: Prior) -> tuple[np.ndarray, int | None]:
     """`text` is an integer seed (its first draw from the prior) or latent_dim comma-separated finite floats.
 
     Returns (z as float32 (latent_dim,), the seed or None). A bare integer is always read as a seed.
     """
-    allowed = (f"an integer seed in 0..{MAX_SEED}, or {prior.latent_dim} comma-separated finite floats "
-               f"(the model's latent size)")
+    allowed = allowed_latent(prior)
     if _SEED.fullmatch(text):
         if len(text.strip().lstrip("0")) > _SEED_DIGITS:
             raise InvalidParameter(field, f"must be {allowed}; the seed is too large (more than {_SEED_DIGITS} digits)")

@@ -44,12 +44,17 @@ class VersionInfo:
     dataset: str
     artifact_key: str
     artifact_sha256: str
+    label_names: tuple[str, ...] = ()  # a conditional G's classes (its graph takes z and c); () otherwise
+    encoder: tuple[str, str] | None = None  # (blob key, sha256) of E's graph, when trained
 
     @classmethod
     def of(cls, row: ModelVersion) -> VersionInfo:
         c, h, w = row.image_shape
+        config = row.config or {}
+        labels = tuple(config.get("label_names") or ()) if config.get("conditional") else ()
+        encoder = (row.encoder["key"], row.encoder["sha256"]) if row.encoder else None
         return cls(row.name, row.version, row.latent_dim, dict(row.noise), (c, h, w), row.dataset,
-                   row.artifact_key, row.artifact_sha256)
+                   row.artifact_key, row.artifact_sha256, labels, encoder)
 
 
 def make_session(onnx_bytes: bytes, settings: Settings) -> ort.InferenceSession:
@@ -69,24 +74,40 @@ def make_session(onnx_bytes: bytes, settings: Settings) -> ort.InferenceSession:
 
 
 class LoadedModel:
-    """A warmed session and its micro-batcher."""
+    """A warmed session and its micro-batcher (and the encoder's session, when the version has one)."""
 
-    def __init__(self, info: VersionInfo, onnx_bytes: bytes, settings: Settings | None = None) -> None:
+    def __init__(self, info: VersionInfo, onnx_bytes: bytes, settings: Settings | None = None,
+                 encoder_bytes: bytes | None = None) -> None:
         settings = settings or get_settings()
         self.info = info
         self.size = len(onnx_bytes)  # the weights dominate a session's memory
         self.session = make_session(onnx_bytes, settings)
         self.input_name = self.session.get_inputs()[0].name
+        self.encoder = make_session(encoder_bytes, settings) if encoder_bytes is not None else None
         self.batcher = MicroBatcher(self.run, max_samples=settings.batch_max_samples,
                                     wait_ms=settings.batch_wait_ms, enabled=settings.batching,
                                     name=f"{info.name}-v{info.version}", on_batch=observe_inference)
         # Warm up before the first request: the first runs allocate arenas and pick kernels.
         for rows in (1, min(64, settings.batch_max_samples)):
-            self.run(np.zeros((rows, info.latent_dim), np.float32))
+            self.run(np.zeros((rows, info.latent_dim + len(info.label_names)), np.float32))
 
     def run(self, z: np.ndarray) -> np.ndarray:
-        """(n, latent_dim) float32 -> (n, C*H*W) float32 in [0, 1], on the calling thread."""
-        return self.session.run(None, {self.input_name: z})[0]
+        """(n, latent_dim) float32 -> (n, C*H*W) float32 in [0, 1], on the calling thread. A conditional
+        model's rows are [z | c] (service/serving/labels.py), fed to its graph's inputs z and c."""
+        if not self.info.label_names:
+            return self.session.run(None, {self.input_name: z})[0]
+        latent = self.info.latent_dim
+        return self.session.run(None, {"z": np.ascontiguousarray(z[:, :latent]),
+                                       "c": np.ascontiguousarray(z[:, latent:])})[0]
+
+    def encode(self, x: np.ndarray, c: np.ndarray | None) -> np.ndarray:
+        """E(x [, c]): (n, C*H*W) float32 in [0, 1] (and (n, classes) one-hot) -> z (n, latent_dim), on the
+        calling thread. Only for a version with an encoder."""
+        assert self.encoder is not None
+        feeds = {"x": np.ascontiguousarray(x, dtype=np.float32)}
+        if c is not None:
+            feeds["c"] = np.ascontiguousarray(c, dtype=np.float32)
+        return self.encoder.run(None, feeds)[0]
 
     def generate(self, z: np.ndarray, then: Any = None, cheap: bool = True) -> Future[Any]:
         """Micro-batched run of z's rows, then `then(x)` off the event loop (`cheap`: may share the
@@ -203,7 +224,8 @@ class Registry:
             if model is None:
                 with session_scope() as session:
                     onnx_bytes = blobs.get_verified(session, info.artifact_key, info.artifact_sha256)
-                model = LoadedModel(info, onnx_bytes)
+                    encoder = blobs.get_verified(session, *info.encoder) if info.encoder else None
+                model = LoadedModel(info, onnx_bytes, encoder_bytes=encoder)
                 with self._lock:
                     self._models[key] = model
                     self._evict(keep=key)

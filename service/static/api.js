@@ -55,6 +55,14 @@ export async function request(path, { method = "GET", body, signal } = {}) {
   return { status: response.status, headers: response.headers, data: await response.json() };
 }
 
+// POST a multipart form (e.g. POST /encode's image); the browser sets the boundary.
+export async function postForm(path, form) {
+  const response = await fetch(path, { method: "POST", body: form, headers: { Accept: "application/json",
+                                                                             ...keyHeader() } });
+  if (!response.ok) throw new ApiError(response.status, await problemOf(response));
+  return response.json();
+}
+
 export async function getJSON(path, options) {
   return (await request(path, options)).data;
 }
@@ -94,6 +102,7 @@ export async function features() {
     events: "/jobs/{job_id}/events" in paths,
     toy: "/jobs/{job_id}/toy" in paths,
     options: "/gallery/options" in paths,
+    encode: "/encode" in paths,
   };
 }
 

@@ -1,8 +1,10 @@
 // The gallery: pick a model and version, see an 8x8 grid (a plot of points for a toy model) and its seed,
-// interpolate between two samples, compare the Parzen score with Table 1, and train. The URL
-// (?model=&version=&seed=&n=&job=; n for toys only) reproduces the page.
+// interpolate between two samples, compare the Parzen score with Table 1, and train. A conditional model adds
+// a class picker (one class, or one row per class); a model with an encoder adds the drawing pad (draw.js).
+// The URL (?model=&version=&seed=&n=&label=&job=; n for toys only) reproduces the page.
 
 import { describe, features, getJSON, query } from "./api.js";
+import * as draw from "./draw.js";
 import * as interp from "./interp.js";
 import * as jobs from "./jobs.js";
 import * as parzen from "./parzen.js";
@@ -11,7 +13,8 @@ import * as scores from "./scores.js";
 
 const $ = (id) => document.getElementById(id);
 
-const state = { models: [], model: "", version: "", seed: "", n: "", neighbors: false, job: "", features: {} };
+const state = { models: [], model: "", version: "", seed: "", n: "", label: "", neighbors: false, job: "",
+                features: {} };
 // A toy's samples are points: enough of them for a histogram or a scatter to show G's density.
 const TOY_POINTS = 512;
 let options = null;  // GET /gallery/options: toy definitions and request limits, when the server has it
@@ -27,12 +30,13 @@ function readUrl() {
   state.seed = /^\d+$/.test(p.get("seed") || "") ? p.get("seed") : "";
   state.n = /^\d+$/.test(p.get("n") || "") ? p.get("n") : "";
   state.neighbors = p.get("neighbors") === "1";
+  state.label = p.get("label") || "";
   state.job = p.get("job") || "";
 }
 
 function writeUrl(push) {
   const q = query({ model: state.model, version: state.version, seed: state.seed, n: toyOf() ? state.n : "",
-                    neighbors: state.neighbors ? "1" : "", job: state.job });
+                    label: state.label, neighbors: state.neighbors ? "1" : "", job: state.job });
   const url = `${location.pathname}${q ? `?${q}` : ""}`;
   if (url === `${location.pathname}${location.search}`) return;
   if (push) history.pushState(null, "", url);
@@ -80,6 +84,31 @@ function fillVersions() {
   if (!versions.some((v) => String(v.version) === state.version)) state.version = model ? String(model.latest) : "";
   $("version").value = state.version;
   $("n-label").hidden = !toyOf();
+  fillLabels();
+}
+
+// The selected version's classes: [] for an unconditional model.
+function classNames(info = selectedVersion()) {
+  return (info && info.label_names) || [];
+}
+
+// A conditional version: the class pickers (samples, interpolation ends, the drawing's class); an encoder:
+// the drawing pad. Both only from what GET /models says, so no request can ask a model for what it lacks.
+function fillLabels() {
+  const names = classNames();
+  $("label").replaceChildren(option("", "any (drawn from the seed)"), option("all", "one row per class"),
+                             ...names.map((name) => option(name, name)));
+  if (!names.length || !(state.label === "all" || names.includes(state.label))) state.label = "";
+  $("label").value = state.label;
+  $("label-label").hidden = !names.length;
+  for (const id of ["label0", "label1", "draw-label"]) {
+    const keep = $(id).value;
+    $(id).replaceChildren(...names.map((name) => option(name, name)));
+    if (names.includes(keep)) $(id).value = keep;
+  }
+  $("interp-classes").hidden = !names.length;
+  $("draw-label-wrap").hidden = !names.length;
+  draw.show(state.features.encode ? selectedVersion() : null);
 }
 
 async function loadModels() {
@@ -142,6 +171,7 @@ async function interpolate(event) {
   if (!state.model) return;
   const params = { model: state.model, version: state.version, z0: $("z0").value.trim(),
                    z1: $("z1").value.trim(), steps: $("steps").value, method: $("method").value };
+  if (classNames().length) Object.assign(params, { label0: $("label0").value, label1: $("label1").value });
   $("interp-status").textContent = "Interpolating…";
   try {
     await interp.show(params, toyOf());
@@ -151,10 +181,19 @@ async function interpolate(event) {
   }
 }
 
-function onPicked(pair) {
+function onPicked(pair, classes = []) {
   $("z0").value = pair[0];
   $("z1").value = pair[1];
+  if (classes[0]) $("label0").value = classes[0];
+  if (classes[1]) $("label1").value = classes[1];
   interpolate();
+}
+
+// A drawing's z (draw.js) goes to A or B; with B filled, A -> B is interpolated.
+function onEncoded({ z, label, slot }) {
+  $(slot === "A" ? "z0" : "z1").value = samples.zText(z);
+  if (label) $(slot === "A" ? "label0" : "label1").value = label;
+  if (slot === "B" && $("z0").value.trim()) interpolate();
 }
 
 // ---- wiring --------------------------------------------------------------------------------------------
@@ -192,7 +231,11 @@ async function init() {
     fillVersions();
     loadSamples(true);
   });
-  $("version").addEventListener("change", () => { state.version = $("version").value; loadSamples(true); });
+  $("version").addEventListener("change", () => {
+    state.version = $("version").value;
+    fillLabels();
+    loadSamples(true);
+  });
   $("sample-form").addEventListener("submit", (event) => {
     event.preventDefault();
     state.seed = /^\d+$/.test($("seed").value.trim()) ? $("seed").value.trim() : "";
@@ -201,6 +244,9 @@ async function init() {
   });
   $("new-seed").addEventListener("click", () => { state.seed = ""; loadSamples(true); });
   $("neighbors").addEventListener("change", () => { state.neighbors = $("neighbors").checked; loadSamples(true); });
+  $("label").addEventListener("change", () => { state.label = $("label").value; loadSamples(true); });
+  draw.init({ current: () => ({ model: state.model, version: state.version, labelled: classNames().length > 0 }),
+              onEncoded });
   $("interp-form").addEventListener("submit", interpolate);
   window.addEventListener("popstate", async () => {
     readUrl();

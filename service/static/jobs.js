@@ -64,6 +64,9 @@ async function submitJob(event) {
   for (const name of ["k", "iterations"]) {
     if (form.get(name) !== "") body[name] = Number(form.get(name));
   }
+  for (const name of ["conditional", "encoder"]) {
+    if (form.get(name)) body[name] = true;
+  }
   $("train-status").textContent = "Submitting…";
   try {
     const job = await getJSON("/jobs", { method: "POST", body });

@@ -13,6 +13,7 @@ const GRID_LABEL = "8 by 8 samples";
 
 let onPicked = null;
 let zs = [];         // per-sample z, as the comma-separated text /interpolate accepts
+let classes = [];    // per-sample class name of a conditional model (else empty)
 let picked = [];     // indices of the selected samples, oldest first
 let objectUrl = null;
 
@@ -28,13 +29,15 @@ export function clear() {
 
 // float32 survives a round trip through 9 significant digits; shorter than the JSON's float64 digits.
 // Number(...) then String drops the trailing zeros: the shortest text for that 9-digit decimal.
-const zText = (row) => row.map((v) => String(Number(Number(v).toPrecision(9)))).join(",");
+export const zText = (row) => row.map((v) => String(Number(Number(v).toPrecision(9)))).join(",");
 
 // Load and draw; returns what the server actually used: {seed, version} (and n for toys) as strings.
 // toy: null for an image model; {dim, definition} for a toy (definition: its mixture, or null if unknown).
 export async function load(state, features, toy) {
   if (toy) return loadPoints(state, toy);
-  const params = { model: state.model, version: state.version, seed: state.seed, n: N };
+  // label "all": one row of COLUMNS samples per class; a class or "" (drawn from the seed): the 8x8 grid.
+  const params = { model: state.model, version: state.version, seed: state.seed,
+                   n: state.label === "all" ? COLUMNS : N, label: state.label };
   if (features.samplesJson) {
     const { data, headers } = await request(`/samples?${query({ ...params, format: "json",
                                                                  neighbors: state.neighbors ? "true" : "" })}`);
@@ -59,6 +62,7 @@ async function loadPoints(state, toy) {
 
 function drawPoints(body, toy, shown) {
   zs = body.z.map(zText);
+  classes = [];
   picked = [];
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("role", "img");
@@ -96,6 +100,7 @@ function drawPng(url) {
 
 function drawTiles(body) {
   zs = body.z.map(zText);
+  classes = body.labels || [];
   picked = [];
   const withNeighbors = Array.isArray(body.neighbors);
   const cells = body.images.map((src, i) => {
@@ -108,7 +113,7 @@ function drawTiles(body) {
     button.tabIndex = i === 0 ? 0 : -1; // one tab stop; arrow keys move inside the grid
     button.setAttribute("aria-pressed", "false");
     button.setAttribute("aria-label", `sample ${i + 1}, row ${Math.floor(i / COLUMNS) + 1}, ` +
-                                      `column ${(i % COLUMNS) + 1}`);
+                                      `column ${(i % COLUMNS) + 1}${classes[i] ? `, class ${classes[i]}` : ""}`);
     button.append(Object.assign(document.createElement("img"), { src, alt: "", className: "pixel" }));
     button.addEventListener("click", () => pick(i));
     cell.append(button);
@@ -124,7 +129,8 @@ function drawTiles(body) {
     return cell;
   });
   $("grid").className = `grid tiles${withNeighbors ? " with-neighbours" : ""}`;
-  $("grid").setAttribute("aria-label", GRID_LABEL);
+  $("grid").setAttribute("aria-label", body.n === COLUMNS * new Set(classes).size && classes.length > COLUMNS
+    ? `one row of ${COLUMNS} samples per class` : GRID_LABEL);
   $("grid").replaceChildren(...cells);
   $("grid-hint").hidden = !onPicked;
   $("grid-hint").textContent = onPicked ? "Select two samples to interpolate between them." : "";
@@ -142,7 +148,7 @@ function pick(i) {
   }
   if (picked.length === 2) {
     $("grid-hint").textContent = `Interpolating from sample ${picked[0] + 1} (A) to sample ${picked[1] + 1} (B).`;
-    onPicked([zs[picked[0]], zs[picked[1]]]);
+    onPicked([zs[picked[0]], zs[picked[1]]], [classes[picked[0]], classes[picked[1]]]);
   } else {
     $("grid-hint").textContent = picked.length ? `Sample ${picked[0] + 1} selected (A); select one more.`
                                                : "Select two samples to interpolate between them.";

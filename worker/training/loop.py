@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.config import TrainConfig
-from models.nets.common import derived_generator, noise
+from models.nets.common import derived_generator, noise, one_hot
 from worker.training.device import bf16_fallback, training_device
 from worker.training.engine import Engine
 from worker.training.fused import FusedEngine
@@ -53,12 +53,20 @@ log = logging.getLogger(__name__)
 
 class AutogradEngine(Engine):
     """Algorithm 1's steps on the nn.Modules of models/nets, with autograd: any architecture. Each step draws
-    its data and z, runs the nets forward, takes the loss's gradients and updates one net (or both)."""
+    its data and z, runs the nets forward, takes the loss's gradients and updates one net (or both).
+
+    Conditional runs (config.conditional, `labels` (N,) given): a real row's c is its label; each fake row's c
+    is a class drawn uniformly from the run's generator right after its z."""
 
     def __init__(self, config: TrainConfig, data: np.ndarray, device: torch.device, resume: bytes | None,
-                 space: DataSpace | None = None) -> None:
+                 space: DataSpace | None = None, labels: np.ndarray | None = None) -> None:
         super().__init__(config, data, device, resume, space)
         self.x_all = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(device)   # (N, D)
+        self.c_all: Tensor | None = None                            # (N, classes) one-hot of the labels
+        if config.conditional:
+            if labels is None or len(labels) != len(data):
+                raise ValueError("a conditional run needs one label per training row")
+            self.c_all = one_hot(torch.from_numpy(np.asarray(labels, dtype=np.int64)), config.num_classes).to(device)
         self.g_params, self.d_params = list(self.g.parameters()), list(self.d.parameters())
         self.set_optimizers(optimizer(self.g_params, config), optimizer(self.d_params, config))
         self.d_linears = [layer for layer in self.d.modules() if isinstance(layer, nn.Linear)]
@@ -68,35 +76,55 @@ class AutogradEngine(Engine):
         s = self.config.noise_scale
         return torch.empty(self.m, self.config.latent_dim, device=self.device).uniform_(-s, s, generator=self.rng)
 
+    def draw_c(self) -> Tensor | None:
+        """Fresh classes (m, classes) one-hot, uniform, from the run's generator; None when unconditional."""
+        if self.c_all is None:
+            return None
+        k = self.config.num_classes
+        return one_hot(torch.randint(0, k, (self.m,), generator=self.rng, device=self.device), k)
+
+    def real(self) -> tuple[Tensor, Tensor | None]:
+        """The next minibatch (m, D) and its classes (m, classes) (None when unconditional)."""
+        rows = self.batches.next()
+        return self.x_all[rows], None if self.c_all is None else self.c_all[rows]
+
+    def run_g(self, z: Tensor, c: Tensor | None) -> Tensor:
+        """G(z) (m, D), or G(z, c) for a conditional run."""
+        return self.g(z) if c is None else self.g(z, c)
+
+    def run_d(self, x: Tensor, c: Tensor | None) -> Tensor:
+        """D's logits with fresh dropout from the run's generator, given c for a conditional run."""
+        return self.d(x, rng=self.rng) if c is None else self.d(x, rng=self.rng, c=c)
+
     def autocast(self) -> AbstractContextManager[None]:
         """bf16 products where config.bf16 (weights, gradients and updates stay fp32), else a no-op."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16)
 
     def d_step(self, lr: float, mu: float) -> None:
-        x = self.x_all[self.batches.next()]                         # (m, D) the next minibatch
-        z = self.draw_z()                                           # (m, latent)
+        x, c_real = self.real()                                     # (m, D) the next minibatch
+        z, c_fake = self.draw_z(), self.draw_c()                    # (m, latent), (m, classes) or None
         with self.autocast():
             with torch.no_grad():
-                fake = self.g(z)                                    # (m, D); G does not move in the D-step
-            logits = self.d(torch.cat([x, fake]), rng=self.rng).float()   # (2m, 1): real rows, then fake
+                fake = self.run_g(z, c_fake)                        # (m, D); G does not move in the D-step
+            logits = self.run_d(torch.cat([x, fake]), _both(c_real, c_fake)).float()  # (2m, 1): real, fake
         loss = self.d_loss(logits)
         grads = torch.autograd.grad(loss, self.d_params)            # D's gradients; none reach G
         apply_gradients(self.d_opt, grads, lr, mu)
         max_col_norm(self.d_linears, self.config.d_max_col_norm)
 
     def g_step(self, lr: float, mu: float) -> None:
-        z = self.draw_z()                                           # (m, latent) fresh z
+        z, c = self.draw_z(), self.draw_c()                         # (m, latent) fresh z (and c)
         with self.autocast():
-            logits = self.d(self.g(z), rng=self.rng).float()        # (m, 1) through D with fresh dropout
+            logits = self.run_d(self.run_g(z, c), c).float()        # (m, 1) through D with fresh dropout
         loss = self.g_loss(logits)
         grads = torch.autograd.grad(loss, self.g_params)            # G's only: D's are never computed
         apply_gradients(self.g_opt, grads, lr, mu)
 
     def joint_step(self, lr: float, mu: float) -> None:
-        x = self.x_all[self.batches.next()]                         # (m, D)
-        z = self.draw_z()                                           # (m, latent)
+        x, c_real = self.real()                                     # (m, D)
+        z, c_fake = self.draw_z(), self.draw_c()                    # (m, latent)
         with self.autocast():
-            logits = self.d(torch.cat([x, self.g(z)]), rng=self.rng).float()    # (2m, 1)
+            logits = self.run_d(torch.cat([x, self.run_g(z, c_fake)]), _both(c_real, c_fake)).float()  # (2m, 1)
         d_loss, g_loss = self.d_loss(logits), self.g_loss(logits[self.m:])
         g_grads = torch.autograd.grad(g_loss, self.g_params, retain_graph=True)   # through D before D moves
         d_grads = torch.autograd.grad(d_loss, self.d_params)
@@ -126,9 +154,15 @@ class AutogradEngine(Engine):
         return loss
 
 
+def _both(real: Tensor | None, fake: Tensor | None) -> Tensor | None:
+    """D's c for its real rows, then its fake rows (None when unconditional)."""
+    return None if real is None or fake is None else torch.cat([real, fake])
+
+
 def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: bytes | None = None,
-          device: str = "auto") -> TrainOutcome:
-    """Run Algorithm 1 on `data` (N, D) float32 until config.iterations (continuing `resume` if given)."""
+          device: str = "auto", labels: np.ndarray | None = None) -> TrainOutcome:
+    """Run Algorithm 1 on `data` (N, D) float32 until config.iterations (continuing `resume` if given);
+    `labels` (N,) int: the rows' classes, for a conditional config."""
     started = time.monotonic()
     dev = training_device(device)
     if dev.type == "cpu":
@@ -142,8 +176,9 @@ def train(config: TrainConfig, data: np.ndarray, hooks: TrainHooks, *, resume: b
         if hasattr(hooks, "on_warning"):
             hooks.on_warning(fallback)
     space = DataSpace.of(data) if config.standardize else None
-    engine: Engine = (FusedEngine if config.uses_fused_engine else AutogradEngine)(
-        config, space.standardize(data) if space else data, dev, resume, space)
+    given = space.standardize(data) if space else data
+    engine: Engine = FusedEngine(config, given, dev, resume, space) if config.uses_fused_engine else \
+        AutogradEngine(config, given, dev, resume, space, labels)
     report = _Reports(config, engine, hooks, {"bf16_fallback": 1.0} if fallback else {})
     if engine.start == 0:
         report.figure1(0, "start")                              # Figure 1 (a): before any update

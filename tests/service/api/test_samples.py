@@ -269,10 +269,12 @@ def test_missing_or_mistyped_query_parameters_are_422_naming_them(client: Any, m
 
 @pytest.mark.parametrize("path, expected", [
     ("/samples", {"model": (True, "string"), "n": (False, "integer"), "seed": (False, None),
-                  "version": (False, None), "format": (False, "string"), "neighbors": (False, "boolean")}),
-    ("/interpolate", {"model": (True, "string"), "z0": (True, "string"), "z1": (True, "string"),
+                  "version": (False, None), "format": (False, "string"), "neighbors": (False, "boolean"),
+                  "label": (False, None)}),
+    ("/interpolate", {"model": (True, "string"), "z0": (True, "string"), "z1": (False, None),
                       "steps": (False, "integer"), "version": (False, None), "method": (False, "string"),
-                      "format": (False, "string")}),
+                      "format": (False, "string"), "label": (False, None), "label0": (False, None),
+                      "label1": (False, None)}),
 ])
 def test_the_schema_documents_every_query_parameter(client: Any, path: str,
                                                     expected: dict[str, tuple[bool, str | None]]) -> None:
