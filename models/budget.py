@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass
 from itertools import pairwise
 
-from models.config import CONV_G_CHANNELS, CONV_KERNEL, CONV_SIDE, ConfigError, TrainConfig
+from models.config import ConfigError, TrainConfig
+from models.config_data import CONV_G_CHANNELS, CONV_KERNEL, CONV_SIDE
 
 # D's maxout convolution layers (channels, pieces, kernel) and its flattened features on 32 x 32 images
 # (192 channels on a 5 x 5 grid), as models/nets/conv.py builds them.
@@ -48,9 +49,11 @@ def parameters(config: TrainConfig, image_shape: tuple[int, int, int]) -> int:
             channels = out
         d = convs + _dense((CONV_D_FEATURES, *config.d_hidden), config.d_pieces) + config.d_hidden[-1] + 1
         return g + d
-    g = _dense((config.latent_dim, *config.g_hidden, data_dim))
-    d = _dense((data_dim, *config.d_hidden), config.d_pieces) + config.d_hidden[-1] + 1
-    return g + d
+    classes = len(config.label_names) if config.conditional else 0     # c's one-hot beside z and beside x
+    g = _dense((config.latent_dim + classes, *config.g_hidden, data_dim))
+    d = _dense((data_dim + classes, *config.d_hidden), config.d_pieces) + config.d_hidden[-1] + 1
+    e = _dense((data_dim + classes, *config.e_hidden, config.latent_dim)) if config.encoder else 0
+    return g + d + e
 
 
 def checkpoint_bytes(config: TrainConfig, image_shape: tuple[int, int, int]) -> int:
