@@ -29,6 +29,7 @@ Keep = Literal["last", "best"]
 DataOrder = Literal["shuffled", "with-replacement"]
 Engine = Literal["auto", "autograd", "fused"]
 OnLost = Literal["continue", "restart"]
+LrSchedule = Literal["exponential", "cosine"]
 
 MAX_ITERATIONS = 10_000_000
 # Strict: a JSON `true` is not the integer 1, and "5" is not 5.
@@ -90,9 +91,13 @@ class TrainConfig(BaseModel):
         "shuffled", "shuffled: every pass over the training set a new permutation, each row once (pylearn2's, "
                     "the authors'); with-replacement: i.i.d. indices")
     optimizer: Optimizer = option("sgd", "sgd with momentum (the paper's) or adam")
-    lr: float = option(0.1, "learning rate; SGD divides it by lr_decay after every update", gt=0.0, le=10.0)
-    lr_decay: float = option(1.000004, "SGD's per-update learning-rate divisor", ge=1.0, le=2.0)
-    lr_min: float = option(1e-6, "floor of the decayed learning rate", ge=0.0, le=10.0)
+    lr: float = option(0.1, "learning rate at the first update; lr_schedule says how it decays", gt=0.0, le=10.0)
+    lr_schedule: LrSchedule = option(
+        "exponential", "exponential: SGD divides lr by lr_decay after every update (pylearn2's), Adam keeps lr; "
+                       "cosine: either optimizer follows half a cosine from lr to lr_min over the iterations")
+    lr_decay: float = option(1.000004, "SGD's per-update learning-rate divisor (lr_schedule exponential)",
+                             ge=1.0, le=2.0)
+    lr_min: float = option(1e-6, "floor of the decayed learning rate; the cosine schedule's last", ge=0.0, le=10.0)
     momentum_start: float = option(0.5, "SGD momentum at epoch 1", ge=0.0, le=1.0)
     momentum_end: float = option(0.7, "SGD momentum from momentum_saturate_epoch on", ge=0.0, le=1.0)
     momentum_saturate_epoch: Int = fixed(250, "the epoch at which momentum reaches momentum_end", ge=1)
@@ -167,7 +172,7 @@ class TrainConfig(BaseModel):
 
 # What runs did before a field existed, for configs (job rows, artifacts, checkpoints) stored without it.
 LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement", "engine": "auto", "standardize": False,
-                                 "on_lost": "continue", "max_restarts": 3}
+                                 "on_lost": "continue", "max_restarts": 3, "lr_schedule": "exponential"}
 
 
 def option_fields() -> dict[str, FieldInfo]:
@@ -187,14 +192,16 @@ PRESETS: dict[str, TrainConfig] = {
                          d_pieces=2, g_init_range=0.05, d_init_range=0.005, optimizer="adam", lr=4e-4,
                          lr_decay=1.0, iterations=6000, log_every=50, snapshot_every=500,
                          checkpoint_seconds=30.0),
-    # Figure 1: 1-D Gaussian data, uniform z, small MLPs, on standardized points (worker/training/space.py:
-    # without it D's kinks sit outside the data and it gives up at D = 1/2 while G is still too wide), and
-    # k = 5 D-steps per G-step, keeping D near its optimum as the figure assumes.
+    # Figure 1: 1-D Gaussian data, a 1-D uniform z, small MLPs, on standardized points (worker/training/space.py:
+    # without it D's kinks sit outside the data and it gives up at D = 1/2 while G is still too wide), k = 5
+    # D-steps per G-step, keeping D near its optimum as the figure assumes, and Adam's rate decayed by a cosine
+    # to 1e-5: at a constant rate G keeps wandering around p_data instead of settling on it.
     "toy-1d": TrainConfig(preset="toy-1d", dataset="toy-1d", latent_dim=1, g_hidden=(32, 32),
                           g_output="linear", g_bias_from_data=False, standardize=True, g_init_range=0.5,
                           d_hidden=(32, 32), d_pieces=2, d_init_range=0.5, d_input_keep=1.0,
-                          d_hidden_keep=1.0, k=5, optimizer="adam", lr=1e-3, lr_decay=1.0, batch_size=128,
-                          iterations=2000, log_every=20, snapshot_every=100, checkpoint_seconds=30.0),
+                          d_hidden_keep=1.0, k=5, optimizer="adam", lr=1e-3, lr_schedule="cosine", lr_min=1e-5,
+                          lr_decay=1.0, batch_size=128, iterations=3000, log_every=20, snapshot_every=100,
+                          checkpoint_seconds=30.0),
     # 2-D mixtures (toy-ring, toy-grid): small MLPs where mode collapse shows as missing modes.
     "toy-2d": TrainConfig(preset="toy-2d", dataset="toy-ring", latent_dim=8, g_hidden=(128, 128),
                           g_output="linear", g_bias_from_data=False, standardize=True, g_init_range=0.15,
