@@ -72,6 +72,7 @@ def image_scores(fake: np.ndarray, test: np.ndarray, reference_hist: np.ndarray,
     test_f, _ = features(test)
     clock("features")
     distances = scores.feature_scores(fake_f, test_f, timings=timings).to_json()
+    clock("distances")              # fd + kid + precision_recall, also timed one by one
     classes = scores.class_scores(fake_p, reference_hist)
     clock("classes")
     return {**distances, **classes, "test_histogram": [float(v) for v in reference_hist],
