@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from models import datasets, scores
+from models import coverage, datasets, scores
 from models.datasets.toys import TOYS
 from service.db import blobs
 from service.db.engine import session_scope
@@ -72,6 +72,7 @@ def image_scores(fake: np.ndarray, test: np.ndarray, reference_hist: np.ndarray,
     test_f, _ = features(test)
     clock("features")
     distances = scores.feature_scores(fake_f, test_f, timings=timings).to_json()
+    clock("distances")              # fd + kid + precision_recall, also timed one by one
     classes = scores.class_scores(fake_p, reference_hist)
     clock("classes")
     return {**distances, **classes, "test_histogram": [float(v) for v in reference_hist],
@@ -103,7 +104,7 @@ def toy_scores(fake: np.ndarray, test: np.ndarray, dataset: str) -> dict[str, An
                            "space": "data"}
     toy = TOYS[dataset]
     if toy.dim == 2:
-        out["modes_covered"] = scores.modes_covered(fake, np.asarray(toy.means), toy.std)
+        out["modes_covered"] = coverage.modes_covered(fake, np.asarray(toy.means), toy.std)
         out["modes"] = len(toy.means)
     return out
 

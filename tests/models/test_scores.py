@@ -74,11 +74,3 @@ def test_class_statistics() -> None:
     assert scores.class_kl(hist, reference) == pytest.approx(expected_kl)
     assert scores.class_kl(reference, reference) == 0.0
     assert scores.label_agreement(probs, np.array([0, 1, 1, 1, 1, 3, 3, 0])) == 0.75
-
-
-def test_modes_covered() -> None:
-    means = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
-    rng = np.random.default_rng(0)
-    points = np.concatenate([means[0] + 0.01 * rng.normal(size=(50, 2)), means[1] + 0.01 * rng.normal(size=(50, 2)),
-                             means[2] + 0.01 * rng.normal(size=(2, 2))])
-    assert scores.modes_covered(points, means, std=0.01) == 2
