@@ -37,3 +37,7 @@ class BrokerUnavailable(RuntimeError):
 
 class IdempotencyConflict(ValueError):
     """An Idempotency-Key was reused for a different request (→ 409)."""
+
+
+class InUse(Exception):
+    """The thing cannot be removed while something else refers to it, e.g. an alias to a version (→ 409)."""

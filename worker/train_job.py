@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from models import datasets
@@ -24,6 +24,7 @@ from service.evaluation import parzen
 from service.jobs.status import JobStatus
 from service.serving.images import grid_png
 from service.settings import get_settings
+from service.versions import refs
 from worker import figure1_store as toy_snapshot
 from worker.export import Exported, export_generator
 from worker.leases import Lease, run_leased
@@ -160,12 +161,11 @@ def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Spli
                "iterations": outcome.iterations, "train_seconds": outcome.seconds}
     with session_scope() as session:
         # Versions are numbered per name; serialize concurrent registrations of one name.
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
-        current = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
+        refs.lock_name(session, name)
         key = f"models/{name}/{exported.sha256}.onnx"
         blobs.put(session, key, exported.onnx, "application/onnx")
         version = ModelVersion(
-            name=name, version=(current or 0) + 1, job_id=lease.job_id, artifact_key=key,
+            name=name, version=refs.next_number(session, name), job_id=lease.job_id, artifact_key=key,
             artifact_sha256=exported.sha256, artifact_size=len(exported.onnx), latent_dim=config.latent_dim,
             noise={"kind": "uniform", "low": -config.noise_scale, "high": config.noise_scale},
             image_shape=list(splits.image_shape), dataset=config.dataset, dataset_sha256=splits.sha256,

@@ -1,11 +1,13 @@
 """API keys in requests: `X-API-Key: …` or `Authorization: Bearer …`, checked by service.keys.
 
-Mutating endpoints always need a key (the `ApiKey` dependency, service/api/deps.py); with no key configured
-they are refused, never left open. Read endpoints are public unless settings.read_requires_key (ReadAccess).
+Mutating endpoints always need a key of a wide enough scope (the `ApiKey` and `AdminKey` dependencies,
+service/api/deps.py; scopes: service/keys.py); with no key configured they are refused, never left open. Read
+endpoints are public unless settings.read_requires_key (ReadAccess), then any valid key reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import HTTPException, Security
@@ -13,7 +15,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.problems import problem
-from service.keys import accepted_hashes, key_is_valid
+from service.keys import SCOPES, accepted_hashes, allows, key_is_valid, key_scope
 from service.settings import get_settings
 
 # auto_error=False: a missing key is our 401 in the problem shape, not FastAPI's 403.
@@ -48,11 +50,20 @@ def _unauthorized() -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def require_api_key(x_api_key: Annotated[str | None, Security(_HEADER)] = None,
-                    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None) -> None:
-    """Dependency of every mutating route."""
-    if not key_is_valid(x_api_key or (bearer.credentials if bearer else None)):
-        raise _unauthorized()
+def scoped(needed: str) -> Callable[..., None]:
+    """A dependency refusing requests without a key of scope `needed` or wider: 401 without a valid key,
+    403 with a key of a narrower scope."""
+
+    def require(x_api_key: Annotated[str | None, Security(_HEADER)] = None,
+                bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None) -> None:
+        scope = key_scope(x_api_key or (bearer.credentials if bearer else None))
+        if scope is None:
+            raise _unauthorized()
+        if not allows(scope, needed):
+            raise HTTPException(403, f"this API key has scope {scope!r}; this operation needs {needed!r} "
+                                     f"(scopes: {', '.join(SCOPES)}, each allowing what the ones before allow)")
+
+    return require
 
 
 class ReadAccess:

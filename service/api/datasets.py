@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 from pydantic import BaseModel, Field
 
-from service.api.deps import ApiKey, SettingsDep
+from service.api.deps import AdminKey, ApiKey, SettingsDep
 from service.datasets import store, uploads
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -69,7 +69,7 @@ def upload_dataset(
 
 
 @router.delete("/{name}", status_code=204)
-def delete_dataset(_: ApiKey, name: str) -> Response:
+def delete_dataset(_: AdminKey, name: str) -> Response:
     """Refused (409) while a model version was trained on it or a queued/running job names it."""
     try:
         store.delete(name)

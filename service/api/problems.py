@@ -19,12 +19,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from models.config import ConfigError
 from models.config_errors import explain
 from service.db.blobs import BlobCorrupt
-from service.errors import BrokerUnavailable, IdempotencyConflict, InvalidParameter, NotFound, TooLarge, Unavailable
+from service.errors import (
+    BrokerUnavailable,
+    IdempotencyConflict,
+    InUse,
+    InvalidParameter,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
-TITLES = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 405: "Method not allowed",
+TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
           409: "Conflict", 413: "Payload too large", 422: "Invalid request", 429: "Too many requests",
           500: "Internal server error", 503: "Service unavailable"}
 
@@ -84,7 +92,8 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
 
 
 # Errors of the plain code (service/errors.py) whose message is the whole answer.
-_STATUS: dict[type[Exception], int] = {NotFound: 404, IdempotencyConflict: 409, TooLarge: 413, Unavailable: 503}
+_STATUS: dict[type[Exception], int] = {NotFound: 404, IdempotencyConflict: 409, InUse: 409, TooLarge: 413,
+                                       Unavailable: 503}
 _BROKER_ERRORS = (BrokerUnavailable, BrokerError, RedisConnectionError, RedisTimeoutError)
 
 

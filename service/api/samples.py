@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from service.api import query
 from service.serving import generate
+from service.versions.refs import VERSION_HELP, VersionParam
 
 
 class RequestRoute(APIRoute):
@@ -45,7 +46,7 @@ class SamplesQuery(BaseModel):
     model: str = Field(description="model name, see GET /models")
     n: int = Field(default=64, description="number of samples, 1..1024")
     seed: int | None = Field(default=None, description="0..2^63-1; default: chosen and returned in X-Seed")
-    version: int | None = Field(default=None, description="default: the latest")
+    version: VersionParam | None = Field(default=None, description=VERSION_HELP)
     fmt: str = Field(default="png", alias="format", description="png (a grid), json (z, per-image PNG data URLs), "
                                                                 "npy (float32 (n, C, H, W))")
     neighbors: bool = Field(default=False, description="also the nearest training image of each sample "
@@ -60,7 +61,7 @@ class InterpolateQuery(BaseModel):
                                 "many as the model's latent size")
     z1: str = Field(description="like z0")
     steps: int = Field(default=10, description="frames including both ends, 2..64")
-    version: int | None = Field(default=None, description="default: the latest")
+    version: VersionParam | None = Field(default=None, description=VERSION_HELP)
     method: str = Field(default="lerp", description="lerp (straight line, Figure 3) or slerp")
     fmt: str = Field(default="png", alias="format", description="png (one strip), gif (animated), json (z and "
                                                                 "per-frame PNG data URLs)")
