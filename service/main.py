@@ -17,6 +17,7 @@ from service.api import (
     events,
     gallery,
     health,
+    inference,
     jobs,
     limits,
     metrics,
@@ -32,7 +33,7 @@ from service.settings import Settings, get_settings
 from service.telemetry import logs
 
 # Routes are matched in this order, one by one: /samples, the hot path, first (no two paths overlap).
-ROUTERS = (samples, health, jobs, models, metrics, events, toy, gallery, parzen, datasets)
+ROUTERS = (samples, health, jobs, models, metrics, events, toy, gallery, parzen, datasets, inference)
 
 
 @asynccontextmanager

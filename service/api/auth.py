@@ -23,7 +23,7 @@ _HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API k
 _BEARER = HTTPBearer(auto_error=False, description="the same API key as a bearer token")
 
 # Probes and scrapes stay reachable when reads are keyed: orchestrators and Prometheus carry no key.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 PUBLIC_PREFIXES = ("/static/",)
 
 
