@@ -9,8 +9,9 @@ Events (all JSON):
   `snapshot` {"iteration", "url"} of a new fixed-z sample grid
   `figure1`  toy-1d jobs only: the newest Figure 1 data (service/evaluation/figure1.py), when a newer one exists
   `end`      the job is finished and everything has been sent; the client should close
-A comment line is sent every HEARTBEAT_S of silence so proxies keep the connection open. On reconnect the
-browser sends `Last-Event-ID` (the last metrics iteration it got): only later rows are sent again.
+sse-starlette does the framing, a comment line every HEARTBEAT_S so proxies keep the connection open, and
+ends the stream when the client goes away. On reconnect the browser sends `Last-Event-ID` (the last metrics
+iteration it got): only later rows are sent again.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Header
+from sse_starlette import EventSourceResponse
 
 from service.api.schemas import JobOut
 from service.evaluation import collapse, figure1
@@ -92,15 +93,20 @@ def parse_last_event_id(value: str | None) -> int:
         return -1
 
 
-def sse(event: str, data: Any, event_id: int | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'), default=str)}\n\n"
+Frame = dict[str, Any]  # an event for sse-starlette: event, data and optionally id and retry
 
 
-def render(result: Poll, cursor: Cursor) -> list[str]:
+def sse(event: str, data: Any, event_id: int | None = None) -> Frame:
+    frame: Frame = {"event": event, "data": json.dumps(data, separators=(",", ":"), default=str)}
+    if event_id is not None:
+        frame["id"] = str(event_id)
+    return frame
+
+
+def render(result: Poll, cursor: Cursor) -> list[Frame]:
     """The frames for one poll, advancing the cursor. Snapshot frames carry no id, so the browser's
     Last-Event-ID stays the metrics cursor."""
-    frames: list[str] = []
+    frames: list[Frame] = []
     job = result.job
     state = (job.status, job.progress, job.iteration, job.cancel_requested, job.error, job.warning)
     if state != cursor.job_state:
@@ -118,37 +124,30 @@ def render(result: Poll, cursor: Cursor) -> list[str]:
     return frames
 
 
-async def stream(job_id: uuid.UUID, request: Request, after: int) -> AsyncIterator[str]:
+async def stream(job_id: uuid.UUID, after: int) -> AsyncIterator[Frame]:
     cursor = Cursor(after=after)
     # On reconnect a snapshot at the cursor's own iteration may have been written after its metrics row:
     # resend from the cursor inclusive; the client ignores a snapshot iteration it already shows.
     snapshots_from = max(after, 0)
-    yield f"retry: {RETRY_MS}\n\n"
-    started = last_sent = time.monotonic()
+    yield {"comment": "connected", "retry": RETRY_MS}
+    started = time.monotonic()
     while True:
         result = await to_thread.run_sync(poll, job_id, cursor, snapshots_from)
-        frames = render(result, cursor)
+        for frame in render(result, cursor):
+            yield frame
         if result.finished:
-            yield "".join(frames) + sse("end", {"status": result.job.status})
+            yield sse("end", {"status": result.job.status})
             return
-        now = time.monotonic()
-        if frames:
-            last_sent = now
-            yield "".join(frames)
-        elif now - last_sent >= HEARTBEAT_S:
-            last_sent = now
-            yield ": keep-alive\n\n"
-        if now - started >= MAX_STREAM_S or await request.is_disconnected():
+        if time.monotonic() - started >= MAX_STREAM_S:
             return
         await asyncio.sleep(POLL_S)
 
 
-@router.get("/{job_id}/events", response_class=StreamingResponse,
+@router.get("/{job_id}/events", response_class=EventSourceResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def job_events(job_id: uuid.UUID, request: Request,
-                     last_event_id: str | None = Header(default=None)) -> StreamingResponse:
+async def job_events(job_id: uuid.UUID,
+                     last_event_id: str | None = Header(default=None)) -> EventSourceResponse:
     """Server-Sent Events for one job until it finishes: `job`, `metrics`, `snapshot`, then `end`."""
     await to_thread.run_sync(store.get, job_id)  # an unknown job is a 404 problem, not an empty stream
-    return StreamingResponse(stream(job_id, request, parse_last_event_id(last_event_id)),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return EventSourceResponse(stream(job_id, parse_last_event_id(last_event_id)), ping=HEARTBEAT_S, sep="\n",
+                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
