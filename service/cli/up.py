@@ -1,7 +1,11 @@
-"""`ganserve up`: the API and one worker (plus embedded PostgreSQL/Redis when no URLs are set); Ctrl-C stops all."""
+"""`ganserve up`: the API and one worker (plus embedded PostgreSQL/Redis when no URLs are set); Ctrl-C stops all.
+
+The terminal shows the URLs and a status board of the jobs (service/cli/board.py); the processes' JSON logs go
+to GANSERVE_HOME/logs/, one file each."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,30 +15,40 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from service.cli.board import Board
 from service.cli.embedded import EmbeddedPostgres, EmbeddedRedis
 from service.jobs.status import JobStatus
 from service.keys import new_key
 from service.settings import get_settings
 
 DEMO_JOB = {"model": "mnist", "dataset": "mnist", "preset": "quick"}
+BOARD_REFRESH_S = 1.0
 
 
 @dataclass
 class Stack:
+    logs: Path
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
     services: list[object] = field(default_factory=list)
 
-    def spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        # Each child leads its own process group so stopping it also stops its children (Celery's pool).
-        child = subprocess.Popen(args, env=env, start_new_session=True)
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Start a child writing to logs/<name>.log. Each leads its own session: the terminal's Ctrl-C reaches
+        only `ganserve up`, which stops the children in order."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.logs / f"{name}.log", "ab") as log:
+            child = subprocess.Popen(args, env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
         self.children.append(child)
         return child
 
     def stop(self) -> None:
-        for child in self.children:
+        # SIGTERM to each child alone: Celery's main process then stops its pool itself (a signal to the whole
+        # group would kill the pool under it: a WorkerLostError in the log). The group is killed only on timeout.
+        for child in reversed(self.children):
             if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+                child.terminate()
         deadline = time.monotonic() + 20
         for child in self.children:
             try:
@@ -42,6 +56,8 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)  # anything the child left in its group
         for service in reversed(self.services):
             service.stop()  # type: ignore[attr-defined]
 
@@ -120,12 +136,10 @@ def queue_demo_job(base: str, api_key: str) -> None:
 def up(host: str, port: int, demo: bool, workers: int = 1) -> int:
     settings = get_settings()
     env = dict(os.environ)
-    stack = Stack()
-    stopping = False
+    stack = Stack(settings.home / "logs")
 
     def on_signal(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        raise KeyboardInterrupt  # leaves any wait at once; caught below, so no traceback
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -133,21 +147,34 @@ def up(host: str, port: int, demo: bool, workers: int = 1) -> int:
         start_backing_services(stack, env)
         api_key = ensure_api_key(env)
         base = f"http://{host}:{port}"
-        stack.spawn(api_command(host, port), env)
+        stack.spawn("api", api_command(host, port), env)
         wait_ready(base)  # the API ran the migrations; workers start on an up-to-date schema
-        for _ in range(workers):
-            stack.spawn([sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel=INFO",
+        for i in range(workers):
+            stack.spawn(f"worker-{i}" if i else "worker",
+                        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel=INFO",
                          f"--concurrency={settings.worker_concurrency}", "--pool=prefork"], env)
         if demo:
             queue_demo_job(base, api_key)
-        print(f"\nganserve is up: gallery {base}/   samples {base}/samples?model=mnist&n=64   "
-              f"API docs {base}/docs\nCtrl-C stops everything.\n", flush=True)
-        while not stopping:
-            if any(child.poll() is not None for child in stack.children):
-                print("a ganserve process exited; stopping the rest", file=sys.stderr, flush=True)
-                return 1
-            time.sleep(0.5)
+        print(f"\nganserve is up\n  gallery   {base}/\n  samples   {base}/samples?model=mnist&n=64\n"
+              f"  API docs  {base}/docs\n  logs      {stack.logs}/ (JSON lines: api.log, worker.log)\n"
+              f"Ctrl-C stops everything.\n", flush=True)
+        return watch(stack, base, api_key)
+    except KeyboardInterrupt:
         return 0
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the shutdown short
+            signal.signal(signum, signal.SIG_IGN)
         print("stopping ganserve…", flush=True)
         stack.stop()
+
+
+def watch(stack: Stack, base: str, api_key: str) -> int:
+    """The status board until Ctrl-C (KeyboardInterrupt) or a child exits (1)."""
+    with Board(base, api_key) as board:
+        while True:
+            if any(child.poll() is not None for child in stack.children):
+                print(f"a ganserve process exited; stopping the rest (see {stack.logs}/)", file=sys.stderr,
+                      flush=True)
+                return 1
+            board.update()
+            time.sleep(BOARD_REFRESH_S)

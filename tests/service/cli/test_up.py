@@ -1,4 +1,5 @@
-"""`ganserve up` with no URLs: embedded PostgreSQL and Redis, the API and a worker; Ctrl-C leaves nothing behind."""
+"""`ganserve up` with no URLs: embedded PostgreSQL and Redis, the API and a worker, the logs in files and a
+status board on the terminal; Ctrl-C leaves nothing behind and prints no traceback."""
 
 from __future__ import annotations
 
@@ -44,11 +45,15 @@ def test_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
             except OSError:
                 time.sleep(0.5)
         assert ready, (tmp_path / "up.log").read_text()
-        # Wait for the worker to be up too, then record every process the command started.
+        # Wait for the worker to be up too (its log is a file), then record every process the command started.
+        worker_log = tmp_path / "home" / "logs" / "worker.log"
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and b" ready." not in (tmp_path / "up.log").read_bytes():
+        while time.monotonic() < deadline and not (worker_log.exists() and b" ready." in worker_log.read_bytes()):
             time.sleep(0.5)
-        assert b" ready." in (tmp_path / "up.log").read_bytes(), (tmp_path / "up.log").read_text()
+        assert worker_log.exists() and b" ready." in worker_log.read_bytes(), (tmp_path / "up.log").read_text()
+        board = (tmp_path / "up.log").read_text()
+        assert f"http://127.0.0.1:{port}/" in board and str(tmp_path / "home" / "logs") in board
+        assert '"level"' not in board  # the JSON log lines went to the files, not the terminal
         # pgserver's postgres is daemonized (not our child): find it by its data directory.
         seen = {p.pid for p in _descendants(up.pid)}
         seen |= {p.pid for p in psutil.process_iter(["cmdline"])
@@ -65,3 +70,8 @@ def test_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     time.sleep(1)
     alive = [pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
     assert not alive, f"processes left behind: {alive}"
+    assert up.returncode == 0
+    output = (tmp_path / "up.log").read_text()
+    assert "Traceback" not in output and "stopping ganserve" in output, output
+    worker = (tmp_path / "home" / "logs" / "worker.log").read_text()
+    assert "WorkerLostError" not in worker and "Traceback" not in worker, worker[-3000:]
