@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -59,7 +62,40 @@ def test_sample_interpolate_download_and_models(live_server, served, tmp_path) -
     assert "verified" in r.stdout
     r = ganserve(live_server, "models")
     assert r.returncode == 0 and "t-cli" in r.stdout
+    r = ganserve(live_server, "scores", "--model", "t-cli")
+    assert r.returncode == 0 and ("no score yet" in r.stdout or "Parzen" in r.stdout), r.stdout + r.stderr
     r = ganserve(live_server, "sample", "--model", "t-cli-none", "-o", "no.png", cwd=tmp_path)
     assert r.returncode == 2 and "unknown model 't-cli-none'" in r.stderr
     r = ganserve("http://127.0.0.1:9", "models")
     assert r.returncode == 2 and "cannot reach the API" in r.stderr
+
+
+@pytest.mark.parametrize("cancel", [False, True])
+def test_ctrl_c_detaches_or_cancels(live_server, cancel) -> None:  # type: ignore[no-untyped-def]
+    """A job far too long to end during the test, queued or running (whether a worker is up or not)."""
+    env = {**os.environ, "GANSERVE_URL": live_server, "GANSERVE_API_KEY": TEST_API_KEY}
+    args = ["train", "--model", f"t-cli-ctrl-c-{int(cancel)}", *TINY, "--iterations", "1000000", "--follow",
+            *(["--cancel-on-exit"] if cancel else [])]
+    follow = subprocess.Popen([sys.executable, "-m", "service.cli", *args], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        job = None
+        while job is None and time.monotonic() < deadline:
+            found = httpx.get(f"{live_server}/jobs", params={"model": args[2]}).json()
+            job = found[0] if found else None
+            time.sleep(0.5)
+        assert job is not None
+        time.sleep(2)  # the bar is up, following the stream
+        follow.send_signal(signal.SIGINT)
+        out, _ = follow.communicate(timeout=60)
+    finally:
+        follow.kill()
+    assert follow.returncode == 130, out
+    assert "Traceback" not in out
+    status = httpx.get(f"{live_server}/jobs/{job['id']}").json()
+    if cancel:
+        assert "cancelled job" in out and (status["status"] == "cancelled" or status["cancel_requested"])
+    else:
+        assert "detached" in out and status["status"] in ("queued", "running") and not status["cancel_requested"]
+        httpx.post(f"{live_server}/jobs/{job['id']}/cancel", headers={"X-API-Key": TEST_API_KEY})
