@@ -8,7 +8,7 @@ service/serving/oip.py's. A version in a path is a number or an alias.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -47,7 +47,7 @@ def oip_error(status: int, message: str) -> JSONResponse:
 class OipRoute(APIRoute):
     """A route whose client errors are `{"error": "..."}`, as the protocol's clients read them."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def answer(request: Request) -> Response:

@@ -58,12 +58,12 @@ class Api:
         try:
             with self.http.stream("GET", path, timeout=httpx.Timeout(TIMEOUT_S, read=None)) as response:
                 check(response)
-                event, data = "message", []
+                event, data = "message", list[str]()
                 for line in response.iter_lines():
                     if not line:
                         if data:
                             yield event, json.loads("\n".join(data))
-                        event, data = "message", []
+                        event, data = "message", list[str]()
                     elif line.startswith("event:"):
                         event = line[6:].strip()
                     elif line.startswith("data:"):

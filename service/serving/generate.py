@@ -59,7 +59,7 @@ def check_range(field: str, value: int, low: int, high: int) -> int:
 async def model_for(name: str, version: VersionRef) -> LoadedModel:
     """The fast path is a dict lookup; a miss (first use, unknown name, an alias) goes to the database off
     the loop."""
-    model = registry.cached(name, version)
+    model = None if isinstance(version, str) else registry.cached(name, version)
     return model if model is not None else await to_thread.run_sync(registry.get, name, version)
 
 

@@ -20,7 +20,7 @@ from service.errors import InvalidParameter
 from service.serving.noise import MAX_SEED, sample_noise
 from service.serving.registry import VersionInfo
 
-DATATYPES = {"INT64": np.dtype("<i8"), "FP32": np.dtype("<f4")}
+DATATYPES: dict[str, np.dtype[Any]] = {"INT64": np.dtype("<i8"), "FP32": np.dtype("<f4")}
 INPUT_TYPES = {"seed": "INT64", "z": "FP32", "label": "INT64"}
 OUTPUT = "x"
 PLATFORM = "onnxruntime_onnx"
@@ -113,7 +113,7 @@ def _tensor(field: str, tensor: Any, body: bytes, offset: int) -> tuple[str, np.
     return name, _json_data(field, tensor.get("data"), dtype, count).reshape(shape), offset
 
 
-def _json_data(field: str, data: Any, dtype: np.dtype, count: int) -> np.ndarray:
+def _json_data(field: str, data: Any, dtype: np.dtype[Any], count: int) -> np.ndarray:
     flat = _flatten(data) if isinstance(data, list) else None
     kind = int if dtype.kind == "i" else (int, float)
     if flat is None or not all(isinstance(v, kind) and not isinstance(v, bool) for v in flat):
