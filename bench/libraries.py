@@ -23,9 +23,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from fastapi import FastAPI, Response
 from PIL import Image
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator.metrics import latency as latency_metric
+from pythonjsonlogger import json as jsonlogger
 
 from bench.train import cpu_name
+from models import datasets
+from service.serving import images
+from service.settings import get_settings
+from service.telemetry.logs import _IDS, _STANDARD, JsonFormatter
 
 
 def best_us(fn: Callable[[], Any], number: int, repeats: int = 5) -> float:
@@ -41,9 +50,6 @@ def best_us(fn: Callable[[], Any], number: int, repeats: int = 5) -> float:
 
 def grid_images() -> tuple[np.ndarray, str]:
     """64 images in [0, 1], (64, 784): real MNIST digits when present, else a random MLP generator's."""
-    from models import datasets
-    from service.settings import get_settings
-
     try:
         train = datasets.load("mnist", get_settings().resolved_data_dir).train
         return np.asarray(train[:64], np.float32).reshape(64, -1), "64 MNIST training images"
@@ -55,8 +61,6 @@ def grid_images() -> tuple[np.ndarray, str]:
 
 
 def png(number: int) -> dict[str, Any]:
-    from service.serving import images
-
     x, source = grid_images()
     shape = (1, 28, 28)
     level = 1
@@ -75,23 +79,22 @@ def png(number: int) -> dict[str, Any]:
             "ours_bytes": len(images.encode_png(mosaic, level)), "library_bytes": len(pillow())}
 
 
+class LibraryFormatter(jsonlogger.JsonFormatter):
+    """python-json-logger configured to write exactly the line service/telemetry/logs.py writes."""
+
+    def __init__(self) -> None:
+        super().__init__(json_default=str, json_ensure_ascii=False, reserved_attrs=sorted(_STANDARD))
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message: dict[str, Any]) -> None:
+        log_data.update(ts=datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                        level=record.levelname, logger=record.name, message=record.message)
+        super().add_fields(log_data, record, message)
+        for key in _IDS:
+            if log_data.get(key) is None:
+                log_data.pop(key, None)
+
+
 def logline(number: int) -> dict[str, Any]:
-    from pythonjsonlogger import json as jsonlogger
-
-    from service.telemetry.logs import _IDS, _STANDARD, JsonFormatter
-
-    class LibraryFormatter(jsonlogger.JsonFormatter):
-        def __init__(self) -> None:
-            super().__init__(json_default=str, json_ensure_ascii=False, reserved_attrs=sorted(_STANDARD))
-
-        def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message: dict[str, Any]) -> None:
-            log_data.update(ts=datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-                            level=record.levelname, logger=record.name, message=record.message)
-            super().add_fields(log_data, record, message)
-            for key in _IDS:
-                if log_data.get(key) is None:
-                    log_data.pop(key, None)
-
     record = logging.LogRecord("ganserve.http", logging.INFO, __file__, 1, "request", (), None)
     record.__dict__.update(request_id="5f0c" * 8, job_id=None, method="GET", path="/samples",
                            route="/samples", status=200, ms=4.21)
@@ -103,75 +106,75 @@ def logline(number: int) -> dict[str, Any]:
             "speedup": lib_us / ours_us}
 
 
-def latency(number: int) -> dict[str, Any]:
-    from fastapi import FastAPI, Response
-    from prometheus_client import CollectorRegistry, Histogram
-    from prometheus_fastapi_instrumentator import Instrumentator
-    from prometheus_fastapi_instrumentator.metrics import latency as latency_metric
+def _timed(app: FastAPI) -> None:
+    """Our way around `app`: the route the router matched, a cached histogram child per (method, route,
+    status), as service/api/context.py records a request."""
+    histogram = Histogram("bench_seconds", "", ["method", "route", "status"], registry=CollectorRegistry())
+    children: dict[tuple[str, str, int], Any] = {}
+    inner = app.build_middleware_stack
 
-    def app(kind: str) -> FastAPI:
-        built = FastAPI()
+    def stack() -> Any:
+        wrapped = inner()
 
-        async def answer() -> Response:
-            return Response(b"x")
+        async def timed(scope: Any, receive: Any, send: Any) -> None:
+            started, status = time.perf_counter(), [500]
 
-        for path in ("/samples", *(f"/route{i}" for i in range(30))):
-            built.add_api_route(path, answer)
+            async def sending(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                await send(message)
+
+            await wrapped(scope, receive, sending)
+            key = (scope["method"], getattr(scope.get("route"), "path", "unmatched"), status[0])
+            child = children.get(key) or children.setdefault(key, histogram.labels(*key))
+            child.observe(time.perf_counter() - started)
+        return timed
+
+    app.build_middleware_stack = stack  # type: ignore[method-assign]
+
+
+def _app(kind: str) -> FastAPI:
+    """31 routes answering b"x": bare, with our latency recording, or with the instrumentator's."""
+    app = FastAPI()
+
+    async def answer() -> Response:
+        return Response(b"x")
+
+    for path in ("/samples", *(f"/route{i}" for i in range(30))):
+        app.add_api_route(path, answer)
+    if kind == "library":
         registry = CollectorRegistry()
-        if kind == "library":
-            instrumentator = Instrumentator(should_group_status_codes=False, registry=registry)
-            instrumentator.add(latency_metric(metric_namespace="bench", registry=registry))
-            instrumentator.instrument(built)
-        elif kind == "ours":
-            histogram = Histogram("bench_seconds", "", ["method", "route", "status"], registry=registry)
-            children: dict[tuple[str, str, int], Any] = {}
+        instrumentator = Instrumentator(should_group_status_codes=False, registry=registry)
+        instrumentator.add(latency_metric(metric_namespace="bench", registry=registry))
+        instrumentator.instrument(app)
+    elif kind == "ours":
+        _timed(app)
+    return app
 
-            def record(scope: dict[str, Any], status: int, elapsed: float) -> None:
-                key = (scope["method"], getattr(scope.get("route"), "path", "unmatched"), status)
-                child = children.get(key) or children.setdefault(key, histogram.labels(*key))
-                child.observe(elapsed)
 
-            inner = built.build_middleware_stack
+async def _per_request_us(app: FastAPI, number: int) -> float:
+    scope = {"type": "http", "method": "GET", "path": "/samples", "raw_path": b"/samples", "query_string": b"",
+             "headers": [], "root_path": "", "scheme": "http", "server": ("bench", 80), "client": ("c", 1),
+             "http_version": "1.1"}
 
-            def stack() -> Any:
-                wrapped = inner()
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
 
-                async def timed(scope: Any, receive: Any, send: Any) -> None:
-                    started, status = time.perf_counter(), [500]
+    async def send(message: Any) -> None:
+        return None
 
-                    async def sending(message: Any) -> None:
-                        if message["type"] == "http.response.start":
-                            status[0] = message["status"]
-                        await send(message)
+    started = time.perf_counter()
+    for _ in range(number):
+        await app(dict(scope, app=app), receive, send)
+    return (time.perf_counter() - started) / number * 1e6
 
-                    await wrapped(scope, receive, sending)
-                    record(scope, status[0], time.perf_counter() - started)
-                return timed
 
-            built.build_middleware_stack = stack  # type: ignore[method-assign]
-        return built
-
-    async def per_request_us(built: FastAPI) -> float:
-        scope = {"type": "http", "method": "GET", "path": "/samples", "raw_path": b"/samples", "query_string": b"",
-                 "headers": [], "root_path": "", "scheme": "http", "server": ("bench", 80), "client": ("c", 1),
-                 "http_version": "1.1"}
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b""}
-
-        async def send(message: Any) -> None:
-            return None
-
-        started = time.perf_counter()
-        for _ in range(number):
-            await built(dict(scope, app=built), receive, send)
-        return (time.perf_counter() - started) / number * 1e6
-
-    apps = {kind: app(kind) for kind in ("bare", "ours", "library")}
+def latency(number: int) -> dict[str, Any]:
+    apps = {kind: _app(kind) for kind in ("bare", "ours", "library")}
     best = dict.fromkeys(apps, float("inf"))
     for _ in range(7):  # interleaved, so background load hits the three alike
-        for kind, built in apps.items():
-            best[kind] = min(best[kind], asyncio.run(per_request_us(built)))
+        for kind, app in apps.items():
+            best[kind] = min(best[kind], asyncio.run(_per_request_us(app, number)))
     ours, library = best["ours"] - best["bare"], best["library"] - best["bare"]
     return {"input": "GET /samples on a FastAPI app of 31 routes, in process; microseconds added to a request",
             "bare_us": best["bare"], "ours_us": ours, "library_us": library,

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from service.cli.client import Api, CliError, check
+from service.cli.follow import follow
 
 console = Console()
 
@@ -23,8 +24,6 @@ def _version(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def train(api: Api, args: argparse.Namespace) -> int:
-    from service.cli.follow import follow
-
     body: dict[str, Any] = {"model": args.model, "preset": args.preset}
     if args.dataset:
         body["dataset"] = args.dataset
@@ -126,7 +125,7 @@ def _latest(api: Api, model: str) -> str:
 
 
 def scores(api: Api, args: argparse.Namespace) -> int:
-    from service.cli.parzen import render
+    from service.cli.parzen import render  # lazy: that module loads the database layer for `ganserve parzen`
 
     response = api.request("GET", "/parzen", params={"model": args.model, **_version(args)})
     body = response.json()
