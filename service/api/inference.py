@@ -139,11 +139,9 @@ _INFER_OPENAPI = {
         "application/json": {"schema": _INFER_BODY,
                              "example": {"inputs": [{"name": "seed", "datatype": "INT64", "shape": [2],
                                                      "data": [1, 2]}]}},
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
-                                     "description": f"the JSON header, then binary tensors ({oip.BINARY_HEADER})"}}},
-    "parameters": [{"name": oip.BINARY_HEADER, "in": "header", "required": False,
-                    "schema": {"type": "integer", "minimum": 0},
-                    "description": "binary tensor data extension: the length of the JSON header"}]}
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    "description": f"The binary tensor data extension: the JSON header, then the tensors' bytes; the "
+                   f"{oip.BINARY_HEADER} header gives the JSON header's length."}}
 _INFER_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"model": InferResponse, "content": {
     "application/octet-stream": {}}, "description": "x: FP32 [n, C, H, W] in [0, 1], as JSON data or binary"}}
 

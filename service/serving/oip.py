@@ -149,7 +149,10 @@ def _binary_output(header: dict[str, Any]) -> bool:
         if any(name != OUTPUT for name in names):
             raise InvalidParameter("outputs", f"the only output is {OUTPUT!r}; got {names!r}")
         if outputs:
-            return bool((outputs[0].get("parameters") or {}).get("binary_data", False))
+            parameters = outputs[0].get("parameters") or {}
+            if not isinstance(parameters, dict):
+                raise InvalidParameter("outputs[0].parameters", "must be an object, e.g. {\"binary_data\": true}")
+            return bool(parameters.get("binary_data", False))
     parameters = header.get("parameters") or {}
     return bool(parameters.get("binary_data_output", False)) if isinstance(parameters, dict) else False
 

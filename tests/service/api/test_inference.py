@@ -90,3 +90,18 @@ def test_errors_are_the_protocols(client, model, live_server) -> None:  # type: 
     r = httpx.post(f"{live_server}/v2/models/{MODEL}/infer", json={"inputs": [
         {"name": "seed", "datatype": "FP32", "shape": [1], "data": [1]}]})
     assert r.status_code == 400 and r.json() == {"error": "inputs[0].datatype: seed must be INT64; got 'FP32'"}
+
+
+def test_malformed_requests_are_400_naming_the_field(live_server, model) -> None:  # type: ignore[no-untyped-def]
+    seed = {"name": "seed", "datatype": "INT64", "shape": [1], "data": [1]}
+    for body, field in (({"inputs": [seed], "outputs": [{"name": "x", "parameters": [None]}]}, "outputs[0].parameters"),
+                        ({"inputs": [seed], "outputs": [{"name": "y"}]}, "outputs"),
+                        ({"inputs": [{**seed, "shape": [-1]}]}, "inputs[0].shape"),
+                        ({"inputs": [{**seed, "data": [1.5]}]}, "inputs[0].data"),
+                        ({"inputs": [{**seed, "data": [1, 2]}]}, "inputs[0].data"),
+                        ({"inputs": []}, "inputs"), ([1], "body")):
+        r = httpx.post(f"{live_server}/v2/models/{MODEL}/infer", json=body)
+        assert r.status_code == 400 and r.json()["error"].startswith(f"{field}:"), (body, r.text)
+    r = httpx.post(f"{live_server}/v2/models/{MODEL}/infer", content=b"{}xx",
+                   headers={"Inference-Header-Content-Length": "x"})
+    assert r.status_code == 400 and "Inference-Header-Content-Length" in r.json()["error"]
