@@ -91,7 +91,7 @@ def _tensor(field: str, tensor: Any, body: bytes, offset: int) -> tuple[str, np.
     if not isinstance(tensor, dict):
         raise InvalidParameter(field, "must be an object with name, shape, datatype and data")
     name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
-    if name not in INPUT_TYPES:
+    if not isinstance(name, str) or name not in INPUT_TYPES:
         raise InvalidParameter(f"{field}.name", f"must be one of {', '.join(INPUT_TYPES)}; got {name!r}")
     if datatype != INPUT_TYPES[name]:
         raise InvalidParameter(f"{field}.datatype", f"{name} must be {INPUT_TYPES[name]}; got {datatype!r}")

@@ -99,6 +99,10 @@ def test_malformed_requests_are_400_naming_the_field(live_server, model) -> None
                         ({"inputs": [{**seed, "shape": [-1]}]}, "inputs[0].shape"),
                         ({"inputs": [{**seed, "data": [1.5]}]}, "inputs[0].data"),
                         ({"inputs": [{**seed, "data": [1, 2]}]}, "inputs[0].data"),
+                        ({"inputs": [{**seed, "name": {}}]}, "inputs[0].name"),
+                        ({"inputs": [{**seed, "datatype": []}]}, "inputs[0].datatype"),
+                        ({"inputs": [{**seed, "parameters": {"binary_data_size": 0}, "data": [None]}]},
+                         "inputs[0].parameters.binary_data_size"),
                         ({"inputs": []}, "inputs"), ([1], "body")):
         r = httpx.post(f"{live_server}/v2/models/{MODEL}/infer", json=body)
         assert r.status_code == 400 and r.json()["error"].startswith(f"{field}:"), (body, r.text)
