@@ -22,9 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-import pooch
-import requests
-
 from models.datasets.base import (
     GZIP_MAGIC,
     DatasetSpec,
@@ -40,7 +37,6 @@ MIRROR_TIMEOUT = 10.0
 NPM_TIMEOUT = 300.0
 
 Log = Callable[[str], None]
-pooch.get_logger().setLevel("WARNING")  # its INFO lines suggest pinning the gzip's hash; we pin the content
 
 
 def fetch_spec(spec: DatasetSpec, data_dir: Path, log: Log = print) -> Path:
@@ -73,6 +69,11 @@ def fetch_spec(spec: DatasetSpec, data_dir: Path, log: Log = print) -> Path:
 
 def _from_mirror(spec: DatasetSpec, base: str, folder: Path, needed: list[str], note: Log) -> None:
     """Download each needed "<file>.gz" from one mirror (pooch); removes what arrived verified from `needed`."""
+    # Lazy: loading files already on disk (a bare GPU machine, the worker) needs neither pooch nor requests.
+    import pooch
+    import requests
+
+    pooch.get_logger().setLevel("WARNING")  # its INFO lines suggest pinning the gzip's hash; we pin the content
     sums = spec.sums
     for fname in list(needed):
         # raw_files (an archive such as CIFAR's .tar.gz): the published file itself is what is pinned.
