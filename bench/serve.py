@@ -40,7 +40,7 @@ from service.settings import get_settings
 
 MODEL = "bench-paper-mnist"
 # Every benchmark client is 127.0.0.1, i.e. one client for the per-address rate limit: off here.
-SERVER_ENV = {"GANSERVE_SAMPLE_RATE_PER_S": "0"}
+SERVER_ENV = {"GANSERVE_SAMPLE_RATE_PER_S": "0", "GANSERVE_SAMPLE_COST_PER_S": "0"}
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -14,7 +14,7 @@ import math
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 from pydantic.fields import FieldInfo
 
 from models.config_errors import ConfigError, checked
@@ -28,11 +28,21 @@ Architecture = Literal["mlp", "conv"]
 Keep = Literal["last", "best"]
 DataOrder = Literal["shuffled", "with-replacement"]
 Engine = Literal["auto", "autograd", "fused"]
+LrSchedule = Literal["exponential", "cosine"]
+OnLost = Literal["continue", "restart"]
 
 MAX_ITERATIONS = 10_000_000
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 5.0 as an integer, so a client may send it; it is taken as 5. Other floats stay
+    floats for the strict check to refuse."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 # Strict: a JSON `true` is not the integer 1, and "5" is not 5.
-Int = Annotated[int, Strict()]
-Width = Annotated[int, Strict(), Ge(1), Le(65_536)]
+Int = Annotated[int, BeforeValidator(_integral), Strict()]
+Width = Annotated[int, BeforeValidator(_integral), Strict(), Ge(1), Le(65_536)]
 Layers = Annotated[tuple[Width, ...], Field(min_length=1, max_length=16)]
 
 
@@ -89,9 +99,13 @@ class TrainConfig(BaseModel):
         "shuffled", "shuffled: every pass over the training set a new permutation, each row once (pylearn2's, "
                     "the authors'); with-replacement: i.i.d. indices")
     optimizer: Optimizer = option("sgd", "sgd with momentum (the paper's) or adam")
-    lr: float = option(0.1, "learning rate; SGD divides it by lr_decay after every update", gt=0.0, le=10.0)
-    lr_decay: float = option(1.000004, "SGD's per-update learning-rate divisor", ge=1.0, le=2.0)
-    lr_min: float = option(1e-6, "floor of the decayed learning rate", ge=0.0, le=10.0)
+    lr: float = option(0.1, "learning rate at the first update; lr_schedule says how it decays", gt=0.0, le=10.0)
+    lr_schedule: LrSchedule = option(
+        "exponential", "exponential: SGD divides lr by lr_decay after every update (pylearn2's), Adam keeps lr; "
+                       "cosine: either optimizer follows half a cosine from lr to lr_min over the iterations")
+    lr_decay: float = option(1.000004, "SGD's per-update learning-rate divisor (lr_schedule exponential)",
+                             ge=1.0, le=2.0)
+    lr_min: float = option(1e-6, "floor of the decayed learning rate; the cosine schedule's last", ge=0.0, le=10.0)
     momentum_start: float = option(0.5, "SGD momentum at epoch 1", ge=0.0, le=1.0)
     momentum_end: float = option(0.7, "SGD momentum from momentum_saturate_epoch on", ge=0.0, le=1.0)
     momentum_saturate_epoch: Int = fixed(250, "the epoch at which momentum reaches momentum_end", ge=1)
@@ -109,6 +123,10 @@ class TrainConfig(BaseModel):
            "validation split: valid_ll joins that iteration's metrics row", ge=0, le=MAX_ITERATIONS)
     keep: Keep = option("last", "which G becomes the version: the last or the best-scoring one (needs "
                                 "score_every)")
+    on_lost: OnLost = option(
+        "continue", "when the game is lost (mean D(G(z)) below 0.01 for 1,000 iterations, as GET /jobs/{id} warns): "
+                    "continue, or restart from scratch with the next unused seed (at most max_restarts times)")
+    max_restarts: Int = option(3, "on_lost 'restart': restarts allowed before the run just continues", ge=0, le=100)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
@@ -161,7 +179,8 @@ class TrainConfig(BaseModel):
 
 
 # What runs did before a field existed, for configs (job rows, artifacts, checkpoints) stored without it.
-LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement", "engine": "auto", "standardize": False}
+LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement", "engine": "auto", "standardize": False,
+                                 "lr_schedule": "exponential", "on_lost": "continue", "max_restarts": 3}
 
 
 def option_fields() -> dict[str, FieldInfo]:
@@ -181,14 +200,16 @@ PRESETS: dict[str, TrainConfig] = {
                          d_pieces=2, g_init_range=0.05, d_init_range=0.005, optimizer="adam", lr=4e-4,
                          lr_decay=1.0, iterations=6000, log_every=50, snapshot_every=500,
                          checkpoint_seconds=30.0),
-    # Figure 1: 1-D Gaussian data, uniform z, small MLPs, on standardized points (worker/training/space.py:
-    # without it D's kinks sit outside the data and it gives up at D = 1/2 while G is still too wide), and
-    # k = 5 D-steps per G-step, keeping D near its optimum as the figure assumes.
+    # Figure 1: 1-D Gaussian data, a 1-D uniform z, small MLPs, on standardized points (worker/training/space.py:
+    # without it D's kinks sit outside the data and it gives up at D = 1/2 while G is still too wide), k = 5
+    # D-steps per G-step, keeping D near its optimum as the figure assumes, and Adam's rate decayed by a cosine
+    # to 1e-5: at a constant rate G keeps wandering around p_data instead of settling on it.
     "toy-1d": TrainConfig(preset="toy-1d", dataset="toy-1d", latent_dim=1, g_hidden=(32, 32),
                           g_output="linear", g_bias_from_data=False, standardize=True, g_init_range=0.5,
                           d_hidden=(32, 32), d_pieces=2, d_init_range=0.5, d_input_keep=1.0,
-                          d_hidden_keep=1.0, k=5, optimizer="adam", lr=1e-3, lr_decay=1.0, batch_size=128,
-                          iterations=2000, log_every=20, snapshot_every=100, checkpoint_seconds=30.0),
+                          d_hidden_keep=1.0, k=5, optimizer="adam", lr=1e-3, lr_schedule="cosine", lr_min=1e-5,
+                          lr_decay=1.0, batch_size=128, iterations=3000, log_every=20, snapshot_every=100,
+                          checkpoint_seconds=30.0),
     # 2-D mixtures (toy-ring, toy-grid): small MLPs where mode collapse shows as missing modes.
     "toy-2d": TrainConfig(preset="toy-2d", dataset="toy-ring", latent_dim=8, g_hidden=(128, 128),
                           g_output="linear", g_bias_from_data=False, standardize=True, g_init_range=0.15,

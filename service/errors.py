@@ -41,3 +41,19 @@ class IdempotencyConflict(ValueError):
 
 class InUse(Exception):
     """The thing cannot be removed while something else refers to it, e.g. an alias to a version (→ 409)."""
+
+
+class TooManyRequests(Exception):
+    """The client spent its budget (→ 429 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Busy(Exception):
+    """The server has as much work in flight as it takes (→ 503 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -14,17 +14,21 @@ from service.api import (
     auth,
     context,
     datasets,
+    event_hub,
     events,
     gallery,
     health,
     inference,
     jobs,
     limits,
+    methods,
     metrics,
     models,
     parzen,
     problems,
     samples,
+    scores,
+    sweeps,
     toy,
 )
 from service.db import engine
@@ -33,7 +37,7 @@ from service.settings import Settings, get_settings
 from service.telemetry import logs
 
 # Routes are matched in this order, one by one: /samples, the hot path, first (no two paths overlap).
-ROUTERS = (samples, health, jobs, models, metrics, events, toy, gallery, parzen, datasets, inference)
+ROUTERS = (samples, health, jobs, models, metrics, events, toy, gallery, parzen, scores, sweeps, datasets, inference)
 
 
 @asynccontextmanager
@@ -45,6 +49,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     stop.set()
     await task
+    event_hub.hub.stop()  # the one LISTEN connection of the event streams
 
 
 def middleware(settings: Settings) -> list[Middleware]:
@@ -64,6 +69,8 @@ def middleware(settings: Settings) -> list[Middleware]:
         # Last, inside the limits, so a client without a key is still rate limited and its oversized body
         # refused unread. Reads need a key only when settings.read_requires_key; writes check theirs (ApiKey).
         Middleware(auth.ReadAccess),
+        # OPTIONS is answered with the path's Allow here; without CORS it would otherwise be a 405.
+        Middleware(methods.Options),
     ]
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.budget import Budget
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GANSERVE_", env_file=None, extra="ignore")
@@ -49,12 +51,28 @@ class Settings(BaseSettings):
     # scope (the laptop default, hashed at startup). No key configured = every mutating request is refused.
     api_keys: list[str] = Field(default_factory=list)
     read_requires_key: bool = False
+    # /metrics names models and job ids: true makes it need a key too (Prometheus: bearer_token).
+    metrics_requires_key: bool = False
 
     # Limits: request bodies above max_body_bytes → 413; sampling endpoints allow each client a burst of
     # sample_burst requests refilled at sample_rate_per_s (0 disables) → 429 beyond it.
     max_body_bytes: int = 1 << 20
     sample_rate_per_s: float = 20.0
     sample_burst: int = 40
+    # Admission by cost (service/serving/admission.py) on the endpoints that run a model: a request costs
+    # n × output values (+ n × training rows with neighbors). Each client's bucket holds sample_cost_burst
+    # units refilled at sample_cost_per_s (0 disables) → 429 beyond it; an n=1024 MNIST request with
+    # neighbours (~52 M units) fits one burst. Render work in flight across clients is at most render_max_cost
+    # (→ 503). A response larger than max_response_bytes is refused (422 naming n or steps).
+    sample_cost_per_s: float = 20_000_000.0
+    sample_cost_burst: int = 64_000_000
+    render_max_cost: int = 256_000_000
+    max_response_bytes: int = 256 << 20
+    # Event streams (GET /jobs/{id}/events): open at once per client and per API process (429 beyond); a
+    # stream re-reads its job at least every event_fallback_s even when no notification arrives.
+    event_streams_per_client: int = 16
+    event_streams_max: int = 256
+    event_fallback_s: float = 5.0
     # Log lines as JSON objects (request and job ids included); false gives plain text for a terminal.
     json_logs: bool = True
     # The API writes INFO and DEBUG lines (one per request) in batches at most this many seconds apart, not one
@@ -75,8 +93,10 @@ class Settings(BaseSettings):
     batch_max_samples: int = 256
     # False: every request runs the model on its own (the baseline the benchmark compares against).
     batching: bool = True
-    # Model versions kept loaded (least recently used evicted); the latest version of each name stays.
+    # Model versions kept loaded (least recently used evicted) up to this many and this many artifact bytes;
+    # the latest version of each name stays.
     max_loaded_models: int = 8
+    max_loaded_model_bytes: int = 1 << 30
     # onnxruntime intra-op threads per session; 0 = half the usable cores (at least 1): the other half parse
     # HTTP and encode PNGs concurrently, and a lone request on 2 cores gains little from a second thread.
     inference_threads: int = 0
@@ -85,6 +105,8 @@ class Settings(BaseSettings):
     latest_refresh_ms: float = 1000.0
     # Nearest training images: rows of the training set per matrix product (bounds memory at n x chunk).
     neighbors_chunk_rows: int = 8192
+    # Training sets kept for that search (float32, least recently used evicted) up to this many bytes.
+    neighbors_cache_bytes: int = 512 << 20
     # zlib level of generated PNGs: 1 is ~3x cheaper than 6 on sample grids and only slightly larger.
     png_compress_level: int = 1
     cors_origins: list[str] = Field(default_factory=list)
@@ -92,6 +114,16 @@ class Settings(BaseSettings):
     # Evaluation: queue the Parzen score (~2-3 s of CPU on MNIST) of every version a training job
     # registers. Tests that train many throwaway models turn it off to leave the cores to training.
     parzen_after_training: bool = True
+    # Likewise the sample-quality scores (GET /scores: FD, KID, precision/recall, classes) of every version. The
+    # first version of a dataset also queues that dataset's classifier (a few CPU minutes on MNIST).
+    scores_after_training: bool = True
+    # The classifier job: epochs over the training split less its last classifier_held_out rows (the best
+    # epoch on those is kept); classifier_train_examples > 0 trains on that many rows only (quick tests).
+    classifier_epochs: int = 6
+    classifier_held_out: int = 5000
+    classifier_train_examples: int = 0
+    # Seed sweeps (POST /jobs with "seeds"): at most this many seeds, i.e. training jobs, per request.
+    max_sweep_seeds: int = 16
 
     # Uploaded datasets (POST /datasets, service/uploads.py). The archive (.zip or .tar.gz of PNG/JPEG files)
     # is at most upload_max_bytes; it may hold at most upload_max_files members whose sizes, declared and
@@ -105,6 +137,23 @@ class Settings(BaseSettings):
     upload_max_side: int = 256
     upload_min_images: int = 20
     upload_max_array_bytes: int = 512 << 20
+
+    # A training job's budget (models/budget.py), checked at POST /jobs: 422 naming the field beyond it. The
+    # paper's CIFAR-10 nets (~127 M parameters, a ~1.5 GB checkpoint with Adam) fit; blobs are stored in
+    # chunks (service/db/blobs.py), so a checkpoint may pass PostgreSQL's 1 GB bytea limit. The minimum
+    # intervals keep a job from writing a metrics row, a sample grid or a checkpoint per iteration.
+    max_parameters: int = 150_000_000
+    # Bytes per stored blob chunk (service/db/blobs.py): a bytea value holds at most 1 GB.
+    blob_chunk_bytes: int = 8 << 20
+    max_checkpoint_bytes: int = 2 << 30
+    min_log_every: int = 10
+    min_snapshot_every: int = 10
+    min_checkpoint_seconds: float = 1.0
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(self.max_parameters, self.max_checkpoint_bytes, self.min_log_every,
+                      self.min_snapshot_every, self.min_checkpoint_seconds)
 
     @property
     def resolved_data_dir(self) -> Path:

@@ -36,6 +36,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("GANSERVE_API_KEY", TEST_API_KEY)
     # Tests fire many sample requests from one client: no rate limit unless a test turns it on.
     os.environ.setdefault("GANSERVE_SAMPLE_RATE_PER_S", "0")
+    os.environ.setdefault("GANSERVE_SAMPLE_COST_PER_S", "0")
+    # Scoring every throwaway model would train MNIST's classifier (minutes) and hold the one worker: tests ask
+    # for scores with POST /scores; tests/service/api/test_scores.py runs the automatic path with its own worker.
+    # The classifier the tests train is a small one (seconds): its accuracy is the bench's to measure.
+    os.environ.setdefault("GANSERVE_SCORES_AFTER_TRAINING", "false")
+    os.environ.setdefault("GANSERVE_CLASSIFIER_EPOCHS", "1")
+    os.environ.setdefault("GANSERVE_CLASSIFIER_TRAIN_EXAMPLES", "4000")
+    os.environ.setdefault("GANSERVE_CLASSIFIER_HELD_OUT", "500")
     from service.cli.embedded import EmbeddedPostgres, EmbeddedRedis
 
     if not os.environ.get("GANSERVE_DATABASE_URL"):
@@ -77,7 +85,8 @@ class WorkerProcess:
     """`celery worker` as a child process in its own process group, so a test can kill it for real."""
 
     def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None, app: str = "worker.celery_app",
-                 name: str = "worker", cpus: set[int] | None = None, wait: bool = True) -> None:
+                 name: str = "worker", cpus: set[int] | None = None, wait: bool = True,
+                 queues: str = "celery,evaluation") -> None:
         self.log_path = log_path
         self.log = open(log_path, "wb")
         env = {**os.environ, **(extra_env or {})}
@@ -88,7 +97,7 @@ class WorkerProcess:
         pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus and shutil.which("taskset") else []
         self.process = subprocess.Popen(
             [*pin, sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel=INFO", "-n", f"{name}@%h",
-             "--concurrency=1", "--pool=prefork", "--without-gossip", "--without-mingle"],
+             "--concurrency=1", "--pool=prefork", "--without-gossip", "--without-mingle", "-Q", queues],
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         if wait:  # wait=False: the caller starts several at once, then calls wait_ready() on each
             self.wait_ready()

@@ -34,3 +34,14 @@ def test_dockerfile_keeps_torch_out_of_the_api_image() -> None:
     text = (REPO / "Dockerfile").read_text()
     api_stage = text.split("FROM base AS api", 1)[1].split("FROM ", 1)[0]
     assert "torch" not in api_stage and "[worker" not in api_stage
+
+
+def test_compose_restarts_its_services_and_runs_an_evaluation_worker() -> None:
+    import yaml
+
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    for name, service in services.items():
+        if name != "migrate":  # a one-shot
+            assert service.get("restart") == "unless-stopped", name
+    evaluator = " ".join(services["evaluator"]["command"])
+    assert "-Q evaluation" in evaluator

@@ -186,6 +186,10 @@ def finish(lease: Lease, target: JobStatus, error: str | None) -> None:
         log.warning("job %s: lease lost before it could be marked %s", lease.job_id, target)
 
 
+UNEXPECTED_ERROR = ("the worker failed unexpectedly; nothing was registered. Retry the job (POST /jobs); if it "
+                    "fails again, report job {job_id}: the worker's log holds the details under that id")
+
+
 def claim_and_run(job_id: str, body: Callable[[Lease], None]) -> None:
     """A task's whole work: claim the job, then run its body, every log line carrying the job's id."""
     with logs.job_context(job_id):
@@ -218,7 +222,8 @@ def run_leased(lease: Lease, body: Callable[[Lease], None], *, stopped: type[Exc
       written and the job stays `running`; once the database is back its heartbeat is stale, the reconciler
       re-sends it and the next claim runs it again (an attempt, counted up to settings.max_attempts).
     - one of `failures`: the job cannot succeed and its message says why → `failed` with that message.
-    - any other Exception: a bug or an input nothing checked → `failed`, "Type: message", with a traceback.
+    - any other Exception: a bug or an input nothing checked → `failed` with UNEXPECTED_ERROR; the exception
+      and its traceback go to the worker's log only.
 
     What is not an Exception (SystemExit, KeyboardInterrupt: the worker is going down) propagates and writes
     nothing: as for a killed worker, the heartbeat goes stale, the reconciler re-sends the job, claim() takes it.
@@ -242,6 +247,8 @@ def run_leased(lease: Lease, body: Callable[[Lease], None], *, stopped: type[Exc
                         type(exc).__name__)
         except failures as exc:
             finish(lease, JobStatus.FAILED, str(exc))
-        except Exception as exc:
+        except Exception:
+            # The exception's text may hold SQL, parameters or paths: it goes to the log with the job id, and
+            # the job says what a user can do about it.
             log.exception("job %s failed", lease.job_id)
-            finish(lease, JobStatus.FAILED, f"{type(exc).__name__}: {exc}")
+            finish(lease, JobStatus.FAILED, UNEXPECTED_ERROR.format(job_id=lease.job_id))

@@ -8,26 +8,30 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from collections import deque
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from models import datasets
 from models.config import TrainConfig
+from service.datasets import store as dataset_store
 from service.db import blobs
 from service.db.blobs import best_key, checkpoint_key
 from service.db.engine import session_scope
-from service.db.tables import Job, JobMetric, JobSnapshot, ModelVersion
-from service.evaluation import parzen
+from service.db.tables import Job, JobMetric, JobSnapshot, ModelVersion, Sweep
+from service.evaluation import collapse, parzen, scores
 from service.jobs.status import JobStatus
 from service.serving.images import grid_png
 from service.settings import get_settings
 from service.versions import refs
 from worker import figure1_store as toy_snapshot
+from worker import sweep_member
 from worker.export import Exported, export_generator
 from worker.leases import Lease, run_leased
+from worker.quality_curve import CurveScorer
 from worker.training.checkpoint import load_checkpoint, save_checkpoint
 from worker.training.hooks import NonFiniteLoss, TrainingStopped, TrainOutcome
 from worker.training.loop import train
@@ -36,16 +40,49 @@ from worker.training.validation import ValidationScorer, ValidationUnavailable
 log = logging.getLogger(__name__)
 
 
+class GameLost(Exception):
+    """The collapse detector fired on a run whose on_lost is "restart"."""
+
+    def __init__(self, why: str, row: dict[str, float]) -> None:
+        super().__init__(why)
+        self.row = row
+
+
+class LostWatch:
+    """GET /jobs/{id}'s collapse detector (service/evaluation/collapse.py) over a run's recent metrics rows:
+    raises GameLost when it fires."""
+
+    def __init__(self, log_every: int) -> None:
+        self.rows: deque[dict[str, float]] = deque(maxlen=collapse.LOOKBACK // log_every + 1)
+
+    def __call__(self, row: dict[str, float]) -> None:
+        self.rows.append(row)
+        why = collapse.diagnose(list(self.rows))
+        if why:
+            raise GameLost(why, row)
+
+
+def next_seed(seed: int, taken: set[int]) -> int:
+    """The first seed after `seed` that no earlier run of the job (or member of its sweep) used."""
+    seed += 1
+    while seed in taken:
+        seed += 1
+    return seed
+
+
 class DatabaseHooks:
     """Training callbacks that write metrics, snapshots and checkpoints to PostgreSQL, fenced by the lease."""
 
     def __init__(self, lease: Lease, config: TrainConfig, image_shape: tuple[int, ...],
-                 valid: np.ndarray | None) -> None:
+                 valid: np.ndarray | None, may_restart: bool = False) -> None:
         self.lease = lease
         self.config = config
         self.image_shape = image_shape
         self.iteration = 0
+        # on_lost "restart" with restarts left: the collapse detector over the recent rows.
+        self.watch = LostWatch(config.log_every) if may_restart else None
         self.scorer = ValidationScorer(config, valid) if config.score_every and valid is not None else None
+        self.quality = CurveScorer.for_job(config, valid)
         # A resumed run starts from the best score its earlier attempts stored (with its weights, if kept).
         self.best = best_score(lease.job_id) if config.keep == "best" else None
 
@@ -56,6 +93,8 @@ class DatabaseHooks:
             # A resumed run logs some iterations again; the first record of an iteration is kept.
             session.execute(insert(JobMetric).values(job_id=self.lease.job_id, iteration=self.iteration,
                                                      values=row).on_conflict_do_nothing())
+        if self.watch is not None:
+            self.watch(row)
 
     def on_snapshot(self, iteration: int, samples: np.ndarray) -> None:
         if datasets.is_toy(self.config.dataset):
@@ -82,6 +121,8 @@ class DatabaseHooks:
         a new best stores G's weights."""
         assert self.scorer is not None, "run() refuses score_every without a validation split"
         score = self.scorer(generator)
+        if self.quality is not None:
+            score = {**score, **self.quality(generator)}
         if self.config.keep == "best" and (self.best is None or score["valid_ll"] > self.best):
             with session_scope() as session:
                 self.lease.write(session, heartbeat_at=func.now())
@@ -100,11 +141,11 @@ class DatabaseHooks:
 
 
 def run(lease: Lease) -> None:
-    """Run a claimed training job to one of succeeded / failed / cancelled (worker.leases.run_leased)."""
-    hooks: DatabaseHooks | None = None
+    """Run a claimed training job to one of succeeded / failed / cancelled (worker.leases.run_leased); a sweep
+    member then settles its sweep if it was the last to end, whatever its own outcome."""
+    hooks: list[DatabaseHooks] = []
 
     def body(lease: Lease) -> None:
-        nonlocal hooks
         with session_scope() as session:
             job = session.get(Job, lease.job_id)
             assert job is not None
@@ -117,24 +158,77 @@ def run(lease: Lease) -> None:
         if config.score_every and splits.valid is None:
             raise ValidationUnavailable(f"dataset {config.dataset!r} has no validation split to score G on "
                                         "(score_every needs one)")
-        hooks = DatabaseHooks(lease, config, splits.image_shape, splits.valid)
         if resume_bytes:
             # After a worker died or the database went away: the next claim resumes from the checkpoint.
             log.info("job %s: resuming from its checkpoint (attempt %d)", lease.job_id, lease.attempt)
-        # The loop picks the engine: config.engine (auto: the fused MLP passes where they apply, else autograd).
-        outcome = train(config, np.asarray(splits.train), hooks, resume=resume_bytes)
+        config, outcome = train_restarting(lease, job, config, splits, resume_bytes, hooks)
         if config.keep == "best":
             outcome = keep_best(lease.job_id, outcome)
         exported = export_generator(outcome.generator, config, splits.image_shape,
                                     {"ganserve.dataset": config.dataset,
                                      "ganserve.dataset_sha256": splits.sha256,
                                      "ganserve.job_id": str(lease.job_id)})
+        if job.sweep_id is not None:
+            sweep_member.finish(lease, job.sweep_id, job.model_name, config, splits, outcome, exported,
+                                registered_metrics(outcome, exported))
+            return
         version = register(lease, job.model_name, config, splits, outcome, exported)
         # Score the new version (commit, then enqueue). Never raises: the job has succeeded.
         parzen.queue_for_version(job.model_name, version.version)
+        scores.queue_for_version(job.model_name, version.version)
 
     run_leased(lease, body, stopped=TrainingStopped, failures=(NonFiniteLoss, ValidationUnavailable),
-               reached=lambda: f"stopped at iteration {hooks.iteration if hooks else 0}")
+               reached=lambda: f"stopped at iteration {hooks[-1].iteration if hooks else 0}")
+    sweep_id = sweep_of(lease.job_id)
+    if sweep_id is not None:
+        sweep_member.settle(sweep_id)
+
+
+def sweep_of(job_id: uuid.UUID) -> uuid.UUID | None:
+    with session_scope() as session:
+        return session.scalar(select(Job.sweep_id).where(Job.id == job_id))
+
+
+def train_restarting(lease: Lease, job: Job, config: TrainConfig, splits: datasets.Splits,
+                     resume: bytes | None, hooks: list[DatabaseHooks]) -> tuple[TrainConfig, TrainOutcome]:
+    """Algorithm 1 (the loop picks the engine), started over with the next unused seed each time the game is
+    lost while on_lost is "restart" and restarts are left; every restart is recorded on the job."""
+    restarts = list(job.restarts or [])
+    while True:
+        may_restart = config.on_lost == "restart" and len(restarts) < config.max_restarts
+        hooks.append(DatabaseHooks(lease, config, splits.image_shape, splits.valid, may_restart))
+        try:
+            return config, train(config, np.asarray(splits.train), hooks[-1], resume=resume)
+        except GameLost as lost:
+            config = restart(lease, job, config, restarts, lost)
+            resume = None
+
+
+def restart(lease: Lease, job: Job, config: TrainConfig, restarts: list[dict[str, Any]],
+            lost: GameLost) -> TrainConfig:
+    """Record the lost run on the job and clear its rows; the job's config now holds the new seed (so a
+    resume after a crash continues the restarted run)."""
+    seed = next_seed(config.seed, {config.seed, *(r["seed"] for r in restarts), *sweep_seeds(job)})
+    restarts.append({"iteration": int(lost.row["iteration"]), "seed": config.seed, "next_seed": seed,
+                     "reason": str(lost), "last_row": lost.row})
+    config = config.replace(seed=seed)
+    with session_scope() as session:
+        lease.write(session, restarts=restarts, config=config.to_dict(), iteration=0, progress=0.0)
+        session.execute(delete(JobMetric).where(JobMetric.job_id == lease.job_id))
+        session.execute(delete(JobSnapshot).where(JobSnapshot.job_id == lease.job_id))
+        blobs.delete(session, checkpoint_key(lease.job_id))
+        blobs.delete(session, best_key(lease.job_id))
+    log.warning("job %s: game lost (%s); restarting with seed %d", lease.job_id, lost, seed)
+    return config
+
+
+def sweep_seeds(job: Job) -> list[int]:
+    """A sweep member's restart must not take another member's seed."""
+    if job.sweep_id is None:
+        return []
+    with session_scope() as session:
+        sweep = session.get(Sweep, job.sweep_id)
+        return list(sweep.seeds) if sweep else []
 
 
 def best_score(job_id: uuid.UUID) -> float | None:
@@ -154,14 +248,19 @@ def keep_best(job_id: uuid.UUID, outcome: TrainOutcome) -> TrainOutcome:
     return dataclasses.replace(outcome, metrics={**outcome.metrics, **best})
 
 
+def registered_metrics(outcome: TrainOutcome, exported: Exported) -> dict[str, Any]:
+    return {**{k: float(v) for k, v in outcome.metrics.items()}, "onnx_max_abs_diff": exported.max_abs_diff,
+            "iterations": outcome.iterations, "train_seconds": outcome.seconds}
+
+
 def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Splits,
              outcome: TrainOutcome, exported: Exported) -> ModelVersion:
     """One transaction: the artifact, the next version number of `name`, and the job marked succeeded."""
-    metrics = {**{k: float(v) for k, v in outcome.metrics.items()}, "onnx_max_abs_diff": exported.max_abs_diff,
-               "iterations": outcome.iterations, "train_seconds": outcome.seconds}
+    metrics = registered_metrics(outcome, exported)
     with session_scope() as session:
         # Versions are numbered per name; serialize concurrent registrations of one name.
         refs.lock_name(session, name)
+        dataset_store.hold(session, config.dataset)  # no delete of an uploaded dataset while it gains a version
         key = f"models/{name}/{exported.sha256}.onnx"
         blobs.put(session, key, exported.onnx, "application/onnx")
         version = ModelVersion(

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import HTTPException, Security
+from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.problems import problem
@@ -22,24 +23,41 @@ from service.settings import get_settings
 _HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (see `ganserve hash-key`)")
 _BEARER = HTTPBearer(auto_error=False, description="the same API key as a bearer token")
 
-# Probes and scrapes stay reachable when reads are keyed: orchestrators and Prometheus carry no key.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
+# Probes stay reachable when reads are keyed: orchestrators carry no key. So does the gallery's page and the
+# API's schema, which hold no data (the page asks for the key), and the key form's own endpoint (its POST
+# checks the key itself). /metrics has its own switch.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/", "/openapi.json", "/gallery/key", "/v2/health/live",
+                          "/v2/health/ready"})
+METRICS_PATH = "/metrics"
+# The gallery's key form stores the key in this cookie (HttpOnly, SameSite=Strict) so that what a page cannot
+# add a header to (the page itself, <img> sources, EventSource) is let through in read-keyed mode. It is
+# accepted for reads only: writes need the header.
+READ_COOKIE = "ganserve_key"
+READ_METHODS = frozenset({"GET", "HEAD"})
 PUBLIC_PREFIXES = ("/static/",)
+# Routes whose bodies are large enough that the key must be checked before a byte of them is read.
+UPLOAD_PATHS = frozenset({"/datasets"})
 
 
-def presented_key(x_api_key: str | None, authorization: str | None) -> str | None:
-    if x_api_key:
-        return x_api_key
-    if authorization and authorization[:7].lower() == "bearer ":
-        return authorization[7:].strip()
-    return None
+def presented_keys(x_api_key: str | None, authorization: str | None) -> list[str]:
+    """Every credential the request presents; an Authorization header that is not a bearer token counts as
+    one (which no key matches), so it cannot ride along unchecked beside a valid key."""
+    keys = [x_api_key] if x_api_key is not None else []
+    if authorization is not None:
+        keys.append(authorization[7:].strip() if authorization[:7].lower() == "bearer " else "")
+    return keys
 
 
-def scope_key(scope: Scope) -> str | None:
-    """The key an ASGI request presents, read straight from its raw headers (no Request object)."""
+def credentials_valid(keys: list[str]) -> bool:
+    """At least one credential, and every one presented is an accepted key."""
+    return bool(keys) and all(key_is_valid(key) for key in keys)
+
+
+def scope_keys(scope: Scope) -> list[str]:
+    """The credentials an ASGI request presents, read straight from its raw headers (no Request object)."""
     headers = {k: v for k, v in scope["headers"] if k in (b"x-api-key", b"authorization")}
-    return presented_key(headers.get(b"x-api-key", b"").decode("latin-1") or None,
-                         headers.get(b"authorization", b"").decode("latin-1") or None)
+    return presented_keys(*(headers[name].decode("latin-1") if name in headers else None
+                            for name in (b"x-api-key", b"authorization")))
 
 
 def _unauthorized() -> HTTPException:
@@ -51,14 +69,16 @@ def _unauthorized() -> HTTPException:
 
 
 def scoped(needed: str) -> Callable[..., None]:
-    """A dependency refusing requests without a key of scope `needed` or wider: 401 without a valid key,
-    403 with a key of a narrower scope."""
+    """A dependency refusing requests without a key of scope `needed` or wider: 401 unless every credential
+    presented is a valid key, 403 when the narrowest of them lacks the scope. The two security schemes
+    document the headers; the check reads the raw headers, so a second, wrong credential is refused too."""
 
-    def require(x_api_key: Annotated[str | None, Security(_HEADER)] = None,
+    def require(request: Request, x_api_key: Annotated[str | None, Security(_HEADER)] = None,
                 bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None) -> None:
-        scope = key_scope(x_api_key or (bearer.credentials if bearer else None))
-        if scope is None:
+        keys = scope_keys(request.scope)
+        if not credentials_valid(keys):
             raise _unauthorized()
+        scope = min((key_scope(key) or SCOPES[0] for key in keys), key=SCOPES.index)
         if not allows(scope, needed):
             raise HTTPException(403, f"this API key has scope {scope!r}; this operation needs {needed!r} "
                                      f"(scopes: {', '.join(SCOPES)}, each allowing what the ones before allow)")
@@ -67,21 +87,48 @@ def scoped(needed: str) -> Callable[..., None]:
 
 
 class ReadAccess:
-    """Reads need a key only when settings.read_requires_key; probes, scrapes (PUBLIC_PATHS) and the gallery's
-    static files stay public. Mutating routes check their key themselves (require_api_key), whatever this says.
+    """Uploads need a key before their body is read. Reads need a key only when settings.read_requires_key
+    (the header, or the gallery's cookie); /metrics only when settings.metrics_requires_key (the header);
+    probes, the page and its static files stay public. Mutating routes check their key themselves
+    (require_api_key), whatever this says.
 
     A pure ASGI middleware, not an app-wide dependency: FastAPI's dependency machinery cost every request
     0.05–0.1 ms of CPU even with reads open, and it keeps the OpenAPI schema from claiming every read needs
-    a key. The setting is read per request, so it can change at run time."""
+    a key. The settings are read per request, so they can change at run time."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if (scope["type"] == "http" and get_settings().read_requires_key and path not in PUBLIC_PATHS
-                and not path.startswith(PUBLIC_PREFIXES) and not key_is_valid(scope_key(scope))):
+        if scope["type"] == "http" and not self._allowed(scope):
             denied = _unauthorized()
             await problem(401, str(denied.detail), headers=denied.headers)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    @classmethod
+    def _allowed(cls, scope: Scope) -> bool:
+        path, settings = scope.get("path", ""), get_settings()
+        if path == METRICS_PATH:
+            return not settings.metrics_requires_key or credentials_valid(scope_keys(scope))
+        if cls._upload(scope):
+            return credentials_valid(scope_keys(scope))
+        if not settings.read_requires_key or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            return True
+        keys = scope_keys(scope)
+        if not keys and scope["method"] in READ_METHODS:
+            keys = [cookie_key(scope)] if cookie_key(scope) else []
+        return credentials_valid(keys)
+
+    @staticmethod
+    def _upload(scope: Scope) -> bool:
+        """An upload's key is checked here, before its body (up to upload_max_bytes) is read: FastAPI would
+        parse the whole form before the route's ApiKey dependency ran."""
+        return scope["method"] == "POST" and scope["path"].rstrip("/") in UPLOAD_PATHS
+
+
+def cookie_key(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            return cookie_parser(value.decode("latin-1")).get(READ_COOKIE) or None
+    return None

@@ -29,7 +29,7 @@ def request_id(headers: list[tuple[bytes, bytes]]) -> str:
     for name, value in headers:
         if name == b"x-request-id":
             incoming = value.decode("latin-1")  # the last one, as a dict of the headers would keep
-    return incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
+    return incoming if _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
 
 
 class RequestContext:

@@ -7,9 +7,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from service.api.deps import AdminKey, ApiKey, SettingsDep
 from service.datasets import store, uploads
+from service.bounds import MODEL_NAME
+from service.serving.noise import MAX_SEED
+from service.settings import get_settings
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -45,14 +49,22 @@ def upload_dataset(
         _: ApiKey,
         settings: SettingsDep,
         response: Response,
-        name: Annotated[str, Form(description="[a-z0-9][a-z0-9_-]*, not taken")],
+        name: Annotated[str, Form(description="[a-z0-9][a-z0-9_-]*, not taken", pattern=MODEL_NAME)],
         archive: Annotated[UploadFile, File(description="a .zip or .tar.gz of PNG/JPEG files (folders allowed)")],
-        size: Annotated[int | None, Form(description="resize every image to size x size (a centre square crop "
-                                                     "first); omitted: all images must share one size")] = None,
+        # SkipJsonSchema: "omitted" is the only way to say none; a form field cannot carry a null.
+        size: Annotated[int | SkipJsonSchema[None],
+                        Form(description="resize every image to size x size (a centre square crop first); "
+                                         "omitted: all images must share one size",
+                             json_schema_extra={"minimum": uploads.MIN_SIDE,
+                                                "maximum": get_settings().upload_max_side})] = None,
         color: Annotated[Literal["rgb", "grayscale"], Form()] = "rgb",
-        seed: Annotated[int, Form(description="seed of the train/valid/test split (made once, kept)")] = 0,
-        valid_fraction: Annotated[float, Form(description="0..0.4")] = 0.1,
-        test_fraction: Annotated[float, Form(description="0..0.4")] = 0.1) -> dict[str, Any]:
+        seed: Annotated[int, Form(description="seed of the train/valid/test split (made once, kept)",
+                                  json_schema_extra={"minimum": 0, "maximum": MAX_SEED})] = 0,
+        valid_fraction: Annotated[float, Form(description="0..0.4",
+                                              json_schema_extra={"minimum": 0, "maximum": uploads.MAX_FRACTION})] = 0.1,
+        test_fraction: Annotated[float, Form(description="0..0.4",
+                                             json_schema_extra={"minimum": 0, "maximum": uploads.MAX_FRACTION})] = 0.1,
+) -> dict[str, Any]:
     """Decode, resize, check and store the images as one uint8 array (sha256-pinned, in the artifact store),
     split once from `seed`. Any problem is a 422 naming the field (or 413 for too much data), and then
     nothing is stored."""

@@ -1,7 +1,10 @@
 """GET /jobs/{id}/events: a job's progress pushed as Server-Sent Events, read from PostgreSQL.
 
-PostgreSQL is the source of truth, so the stream polls it (short queries in a worker thread, the wait an
-`asyncio.sleep`) rather than listening to Redis: a reconnecting browser sees exactly what the database holds.
+PostgreSQL is the source of truth: a stream reads it (short queries in a worker thread) when the job
+changes, which the process hears through one LISTEN shared by every stream (service/api/event_hub.py), at
+most every MIN_GAP_S, and every event_fallback_s regardless. A reconnecting browser sees exactly what the
+database holds. Open streams are capped per client and per process (429 beyond). The stream ends when the
+job does.
 
 Events (all JSON):
   `job`      the job as GET /jobs/{id} returns it, sent when its status, progress or iteration changes
@@ -9,14 +12,14 @@ Events (all JSON):
   `snapshot` {"iteration", "url"} of a new fixed-z sample grid
   `figure1`  toy-1d jobs only: the newest Figure 1 data (service/evaluation/figure1.py), when a newer one exists
   `end`      the job is finished and everything has been sent; the client should close
-sse-starlette does the framing, a comment line every HEARTBEAT_S so proxies keep the connection open, and
-ends the stream when the client goes away. On reconnect the browser sends `Last-Event-ID` (the last metrics
-iteration it got): only later rows are sent again.
+A comment line is sent every HEARTBEAT_S of silence so proxies keep the connection open. On reconnect the
+browser sends `Last-Event-ID` (the last metrics iteration it got): only later rows are sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -25,16 +28,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Header
-from sse_starlette import EventSourceResponse
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import StreamingResponse
 
+from service.api.event_hub import hub
+from service.api.limits import RateLimit
 from service.api.schemas import JobOut
 from service.evaluation import collapse, figure1
 from service.jobs import store
+from service.settings import get_settings
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-POLL_S = 0.75
+# A job writing many metric rows a second wakes its streams at most this often.
+MIN_GAP_S = 0.5
 HEARTBEAT_S = 15.0
 # One connection is closed after this long; EventSource reconnects by itself with Last-Event-ID, so a
 # forgotten tab does not hold a database-polling loop forever on one server.
@@ -93,20 +100,15 @@ def parse_last_event_id(value: str | None) -> int:
         return -1
 
 
-Frame = dict[str, Any]  # an event for sse-starlette: event, data and optionally id and retry
+def sse(event: str, data: Any, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'), default=str)}\n\n"
 
 
-def sse(event: str, data: Any, event_id: int | None = None) -> Frame:
-    frame: Frame = {"event": event, "data": json.dumps(data, separators=(",", ":"), default=str)}
-    if event_id is not None:
-        frame["id"] = str(event_id)
-    return frame
-
-
-def render(result: Poll, cursor: Cursor) -> list[Frame]:
+def render(result: Poll, cursor: Cursor) -> list[str]:
     """The frames for one poll, advancing the cursor. Snapshot frames carry no id, so the browser's
     Last-Event-ID stays the metrics cursor."""
-    frames: list[Frame] = []
+    frames: list[str] = []
     job = result.job
     state = (job.status, job.progress, job.iteration, job.cancel_requested, job.error, job.warning)
     if state != cursor.job_state:
@@ -124,30 +126,45 @@ def render(result: Poll, cursor: Cursor) -> list[Frame]:
     return frames
 
 
-async def stream(job_id: uuid.UUID, after: int) -> AsyncIterator[Frame]:
+async def stream(job_id: uuid.UUID, request: Request, after: int, client: str) -> AsyncIterator[str]:
     cursor = Cursor(after=after)
     # On reconnect a snapshot at the cursor's own iteration may have been written after its metrics row:
     # resend from the cursor inclusive; the client ignores a snapshot iteration it already shows.
     snapshots_from = max(after, 0)
-    yield {"comment": "connected", "retry": RETRY_MS}
-    started = time.monotonic()
-    while True:
-        result = await to_thread.run_sync(poll, job_id, cursor, snapshots_from)
-        for frame in render(result, cursor):
-            yield frame
-        if result.finished:
-            yield sse("end", {"status": result.job.status})
-            return
-        if time.monotonic() - started >= MAX_STREAM_S:
-            return
-        await asyncio.sleep(POLL_S)
+    with hub.slot(client), hub.subscribe(str(job_id)) as changed:
+        yield f"retry: {RETRY_MS}\n\n"
+        started = last_sent = time.monotonic()
+        while True:
+            changed.clear()
+            result = await to_thread.run_sync(poll, job_id, cursor, snapshots_from)
+            frames = render(result, cursor)
+            if result.finished:
+                yield "".join(frames) + sse("end", {"status": result.job.status})
+                return
+            now = time.monotonic()
+            if frames:
+                last_sent = now
+                yield "".join(frames)
+            elif now - last_sent >= HEARTBEAT_S:
+                last_sent = now
+                yield ": keep-alive\n\n"
+            if now - started >= MAX_STREAM_S or await request.is_disconnected():
+                return
+            await asyncio.sleep(MIN_GAP_S)
+            quiet = min(get_settings().event_fallback_s, max(0.0, HEARTBEAT_S - (time.monotonic() - last_sent)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), quiet)
 
 
-@router.get("/{job_id}/events", response_class=EventSourceResponse,
+@router.get("/{job_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def job_events(job_id: uuid.UUID,
-                     last_event_id: str | None = Header(default=None)) -> EventSourceResponse:
-    """Server-Sent Events for one job until it finishes: `job`, `metrics`, `snapshot`, then `end`."""
+async def job_events(job_id: uuid.UUID, request: Request,
+                     last_event_id: str | None = Header(default=None)) -> StreamingResponse:
+    """Server-Sent Events for one job until it finishes: `job`, `metrics`, `snapshot`, then `end`.
+    429 with Retry-After beyond the open streams allowed per client or per server."""
+    client = RateLimit.client(request.scope)
+    hub.check(client)
     await to_thread.run_sync(store.get, job_id)  # an unknown job is a 404 problem, not an empty stream
-    return EventSourceResponse(stream(job_id, parse_last_event_id(last_event_id)), ping=HEARTBEAT_S, sep="\n",
-                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(stream(job_id, request, parse_last_event_id(last_event_id), client),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

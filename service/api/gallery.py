@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from models.config import PRESETS
 from models.datasets.toys import TOYS
-from service.api.deps import SettingsDep
+from service.api.auth import READ_COOKIE, scope_keys
+from service.api.deps import ApiKey, SettingsDep
 from service.datasets import store
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -42,6 +43,28 @@ def options(settings: SettingsDep) -> dict[str, object]:
                    "description": toy.description} for name, toy in TOYS.items()}
     limits = {"max_samples": settings.max_samples, "max_interpolation_steps": settings.max_interpolation_steps}
     return {"presets": presets, "datasets": list(info), "dataset_info": info, "toys": toys, "limits": limits}
+
+
+# How long the gallery's read cookie lives; the key form sets it again on the next visit.
+KEY_COOKIE_MAX_AGE_S = 12 * 3600
+
+
+@router.post("/gallery/key", status_code=204, tags=["gallery"])
+def set_read_cookie(_: ApiKey, request: Request) -> Response:
+    """The gallery's key form: the key (checked) is stored in an HttpOnly, SameSite=Strict cookie that
+    read-keyed servers accept for reads (the page, its images and its event streams send no header)."""
+    response = Response(status_code=204)
+    response.set_cookie(READ_COOKIE, scope_keys(request.scope)[0], max_age=KEY_COOKIE_MAX_AGE_S, path="/",
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+@router.delete("/gallery/key", status_code=204, tags=["gallery"])
+def clear_read_cookie() -> Response:
+    """Forget the gallery's read cookie (the key form was emptied)."""
+    response = Response(status_code=204)
+    response.delete_cookie(READ_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
 
 
 def mount(app: FastAPI) -> None:

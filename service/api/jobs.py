@@ -7,6 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
+from models.config import ConfigError
 from service.api.deps import ApiKey
 from service.api.schemas import JobOut, JobRequest
 from service.bounds import DB_INT_MAX, MODEL_NAME
@@ -14,7 +15,7 @@ from service.db import blobs
 from service.db.engine import session_scope
 from service.errors import NotFound
 from service.evaluation import collapse, curves, parzen
-from service.jobs import store
+from service.jobs import store, sweeps
 from service.jobs.status import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -23,7 +24,16 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 @router.post("", status_code=202, response_model=JobOut)
 def create_job(_: ApiKey, body: JobRequest, response: Response,
                idempotency_key: str | None = Header(default=None, max_length=200)) -> JobOut:
-    """Queue a job. 202 with its Location; an `Idempotency-Key` repeat returns the first job."""
+    """Queue a job. 202 with its Location; an `Idempotency-Key` repeat returns the first job. With `seeds`, a
+    sweep: one training job per seed; the body is the first member's, with `sweep_id`, and Location the sweep."""
+    if body.seeds is not None or body.sweep_keep is not None:
+        if body.kind != "train" or body.seeds is None:
+            raise ConfigError("seeds" if body.seeds is None else "kind",
+                              "a sweep is a list of seeds for a training job (kind 'train')")
+        sweep, members = sweeps.submit(body.model, body.preset, body.dataset, body.overrides(), body.seeds,
+                                       body.sweep_keep or "all", idempotency_key)
+        response.headers["Location"] = f"/sweeps/{sweep.id}"
+        return JobOut.of(members[0])
     if body.kind == "parzen":
         job, _ = parzen.submit(body.model, body.version, idempotency_key)
     else:

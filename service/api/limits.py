@@ -9,15 +9,14 @@ network round trip to every sample request.
 from __future__ import annotations
 
 import math
-import time
-from collections import OrderedDict
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.auth import scope_key
+from service.api.auth import credentials_valid, scope_keys
 from service.api.problems import problem
-from service.keys import key_hash, key_is_valid
+from service.keys import key_hash
+from service.serving.admission import TokenBuckets
 from service.settings import get_settings
 from service.telemetry.metrics import RATE_LIMITED
 
@@ -35,7 +34,6 @@ def runs_model(path: str) -> str | None:
 # POST /datasets carries an archive of up to settings.upload_max_bytes, plus the multipart form around it.
 UPLOAD_PATH = "/datasets"
 UPLOAD_SLACK_BYTES = 1 << 20
-MAX_TRACKED_CLIENTS = 10_000
 
 
 class BodyTooLarge(HTTPException):
@@ -103,29 +101,6 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
-class TokenBuckets:
-    """One bucket per client: `burst` tokens, refilled at `rate` per second; least recently seen clients
-    are forgotten beyond MAX_TRACKED_CLIENTS (a forgotten client simply starts with a full bucket)."""
-
-    def __init__(self) -> None:
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
-
-    def take(self, client: str, rate: float, burst: int, now: float | None = None) -> float:
-        """0 when the request may go; otherwise the seconds until a token is available."""
-        now = time.monotonic() if now is None else now
-        tokens, at = self._buckets.pop(client, (float(burst), now))
-        tokens = min(float(burst), tokens + (now - at) * rate)
-        wait = 0.0
-        if tokens >= 1.0:
-            tokens -= 1.0
-        else:
-            wait = (1.0 - tokens) / rate
-        self._buckets[client] = (tokens, now)
-        while len(self._buckets) > MAX_TRACKED_CLIENTS:
-            self._buckets.popitem(last=False)
-        return wait
-
-
 class RateLimit:
     """429 + Retry-After on the sampling endpoints once a client spends its bucket. A client is its API key
     when it presents a valid one (so clients behind one proxy can be told apart), else its address.
@@ -155,8 +130,8 @@ class RateLimit:
 
     @staticmethod
     def client(scope: Scope) -> str:
-        key = scope_key(scope)
-        if key and key_is_valid(key):
-            return "key:" + key_hash(key)
+        keys = scope_keys(scope)
+        if credentials_valid(keys):
+            return "key:" + key_hash(keys[0])
         host = scope.get("client") or ("unknown", 0)
         return "ip:" + str(host[0])

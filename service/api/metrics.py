@@ -85,7 +85,8 @@ class JobCollector(Collector):
     def _queue_depth() -> GaugeMetricFamily:
         client = queue.broker_client()
         depth = GaugeMetricFamily("ganserve_queue_depth", "messages waiting in the broker", labels=["queue"])
-        depth.add_metric(["celery"], sum(int(client.llen(key)) for key in queue.queue_keys()))
+        for name in queue.QUEUES:
+            depth.add_metric([name], sum(int(client.llen(key)) for key in queue.queue_keys((name,))))
         return depth
 
 

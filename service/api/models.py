@@ -17,6 +17,7 @@ from service.bounds import ALIAS_NAME, MODEL_NAME
 from service.db import blobs
 from service.db.engine import session_scope
 from service.db.tables import ModelAlias, ModelVersion
+from service.evaluation import scores
 from service.serving.generate import IMMUTABLE, matches
 from service.serving.registry import registry
 from service.versions import manage, refs
@@ -34,9 +35,10 @@ ONNX_MEDIA = "application/octet-stream"
 def list_models() -> list[ModelOut]:
     with session_scope() as session:
         rows = session.scalars(select(ModelVersion).order_by(ModelVersion.name, ModelVersion.version)).all()
+        scored = scores.summaries([row.id for row in rows])
         by_name: dict[str, list[VersionOut]] = {}
         for row in rows:
-            by_name.setdefault(row.name, []).append(VersionOut.of(row))
+            by_name.setdefault(row.name, []).append(VersionOut.of(row, scored.get(row.id)))
         aliases: dict[str, dict[str, int]] = {}
         for alias in session.scalars(select(ModelAlias).order_by(ModelAlias.name, ModelAlias.alias)):
             aliases.setdefault(alias.name, {})[alias.alias] = alias.version

@@ -18,14 +18,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.config import ConfigError
 from models.config_errors import explain
+from service.api.methods import allowed_methods
 from service.db.blobs import BlobCorrupt
 from service.errors import (
     BrokerUnavailable,
+    Busy,
     IdempotencyConflict,
     InUse,
     InvalidParameter,
     NotFound,
     TooLarge,
+    TooManyRequests,
     Unavailable,
 )
 
@@ -98,12 +101,21 @@ _BROKER_ERRORS = (BrokerUnavailable, BrokerError, RedisConnectionError, RedisTim
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        allow = ", ".join(allowed_methods(request.scope)) or (headers or {}).get("Allow", "")
+        return problem(405, f"method {request.method} not allowed here; allowed: {allow}", headers={"Allow": allow})
+    return problem(exc.status_code, str(exc.detail), headers=headers)
 
 
 async def _plain_error(request: Request, exc: Exception) -> JSONResponse:
     status = next(_STATUS[cls] for cls in type(exc).__mro__ if cls in _STATUS)
     return problem(status, str(exc))
+
+
+async def _retry_later(request: Request, exc: TooManyRequests | Busy) -> JSONResponse:
+    status = 429 if isinstance(exc, TooManyRequests) else 503
+    return problem(status, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
 
 
 async def _invalid_field(request: Request, exc: InvalidParameter | ConfigError) -> JSONResponse:
@@ -145,6 +157,7 @@ def install(app: FastAPI) -> None:
     handlers: list[tuple[Any, Any]] = [
         (StarletteHTTPException, _http_error), (RequestValidationError, _validation),
         (InvalidParameter, _invalid_field), (ConfigError, _invalid_field),
+        (TooManyRequests, _retry_later), (Busy, _retry_later),
         *((cls, _plain_error) for cls in _STATUS),
         (DBAPIError, _database_down), (PoolTimeout, _database_down), (DataError, _unstorable_value),
         *((cls, _broker_down) for cls in _BROKER_ERRORS),

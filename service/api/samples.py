@@ -8,7 +8,8 @@ framework cost), and the endpoints are RequestRoutes, called with the Request as
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -16,7 +17,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from service.api import query
+from service.api.limits import RateLimit
 from service.serving import generate
+from service.bounds import MODEL_NAME
+from service.serving.noise import MAX_SEED, METHODS
+from service.settings import get_settings
 from service.versions.refs import VERSION_HELP, VersionParam
 
 
@@ -42,13 +47,34 @@ _INTERPOLATE_MEDIA: dict[str, Any] = {media: {} for media in generate.INTERPOLAT
 _IF_NONE_MATCH = {"If-None-Match": "ETags of a cached response: 304 when one matches"}
 
 
+def _documented(**schema: Any) -> Any:
+    """Bounds stated in the OpenAPI schema only: service/serving/generate.py and noise.py check them, with
+    messages that say what is allowed (a request past them is a 422, or a 404 for a name no model has)."""
+    return {"json_schema_extra": schema}
+
+
+_LIMITS = get_settings()
+_FLOAT = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d{1,3})?"
+# A seed, or comma-separated finite floats. How many floats (the model's latent size) and a seed's upper
+# bound past 19 digits are not expressible here: a request that breaks them is a 422 naming the field.
+# uvicorn refuses a request line much past 16 KB with a plain-text 400 before the app sees it; two latents
+# and the rest of the query stay under it.
+LATENT_MAX_CHARS = 6000
+LATENT = rf"^\s*(\d{{1,19}}|{_FLOAT}(\s*,\s*{_FLOAT})*)\s*$"
+
+_LATENT = _documented(pattern=LATENT, maxLength=LATENT_MAX_CHARS)
+
+
 class SamplesQuery(BaseModel):
-    model: str = Field(description="model name, see GET /models")
-    n: int = Field(default=64, description="number of samples, 1..1024")
-    seed: int | None = Field(default=None, description="0..2^63-1; default: chosen and returned in X-Seed")
+    model: str = Field(description="model name, see GET /models", **_documented(pattern=MODEL_NAME))
+    n: int = Field(default=64, description=f"number of samples, 1..{_LIMITS.max_samples}",
+                   **_documented(minimum=1, maximum=_LIMITS.max_samples))
+    seed: int | None = Field(default=None, description="0..2^63-1; default: chosen and returned in X-Seed",
+                             **_documented(minimum=0, maximum=MAX_SEED))
     version: VersionParam | None = Field(default=None, description=VERSION_HELP)
     fmt: str = Field(default="png", alias="format", description="png (a grid), json (z, per-image PNG data URLs), "
-                                                                "npy (float32 (n, C, H, W))")
+                                                                "npy (float32 (n, C, H, W))",
+                     **_documented(enum=list(generate.SAMPLE_FORMATS)))
     neighbors: bool = Field(default=False, description="also the nearest training image of each sample "
                                                        "(Figure 2): png shows the samples' grid and, right of "
                                                        "it, the neighbours in the same cells; json adds index "
@@ -56,15 +82,19 @@ class SamplesQuery(BaseModel):
 
 
 class InterpolateQuery(BaseModel):
-    model: str = Field(description="model name, see GET /models")
-    z0: str = Field(description="an integer seed (the first z of /samples?seed=…) or comma-separated floats, as "
-                                "many as the model's latent size")
-    z1: str = Field(description="like z0")
-    steps: int = Field(default=10, description="frames including both ends, 2..64")
+    model: str = Field(description="model name, see GET /models", **_documented(pattern=MODEL_NAME))
+    z0: str = Field(description="an integer seed 0..2^63-1 (the first z of /samples?seed=…) or comma-separated "
+                                "finite floats, exactly as many as the model's latent size (else 422)",
+                    **_LATENT)
+    z1: str = Field(description="like z0", **_LATENT)
+    steps: int = Field(default=10, description=f"frames including both ends, 2..{_LIMITS.max_interpolation_steps}",
+                       **_documented(minimum=2, maximum=_LIMITS.max_interpolation_steps))
     version: VersionParam | None = Field(default=None, description=VERSION_HELP)
-    method: str = Field(default="lerp", description="lerp (straight line, Figure 3) or slerp")
+    method: str = Field(default="lerp", description="lerp (straight line, Figure 3) or slerp",
+                        **_documented(enum=list(METHODS)))
     fmt: str = Field(default="png", alias="format", description="png (one strip), gif (animated), json (z and "
-                                                                "per-frame PNG data URLs)")
+                                                                "per-frame PNG data URLs)",
+                     **_documented(enum=list(generate.INTERPOLATE_FORMATS)))
 
 
 @router.get("/samples", response_class=Response, responses={200: {"content": _SAMPLE_MEDIA}, 304: {}},
@@ -72,8 +102,9 @@ class InterpolateQuery(BaseModel):
 async def samples(request: Request) -> Response:
     """`n` samples of a model version. Same version + seed + n + format → the same bytes."""
     q = query.parse(SamplesQuery, request)
-    return _response(await generate.samples(q.model, q.n, q.seed, q.version, q.fmt, q.neighbors,
-                                            request.headers.get("if-none-match")))
+    return await _unless_gone(request, generate.samples(q.model, q.n, q.seed, q.version, q.fmt, q.neighbors,
+                                                        request.headers.get("if-none-match"),
+                                                        RateLimit.client(request.scope)))
 
 
 @router.get("/interpolate", response_class=Response, responses={200: {"content": _INTERPOLATE_MEDIA}, 304: {}},
@@ -81,9 +112,31 @@ async def samples(request: Request) -> Response:
 async def interpolate(request: Request) -> Response:
     """Images along a path in z space from z0 to z1; the end frames are exactly those of z0 and z1."""
     q = query.parse(InterpolateQuery, request)
-    return _response(await generate.interpolation(q.model, q.z0, q.z1, q.steps, q.version, q.method, q.fmt,
-                                                  request.headers.get("if-none-match")))
+    return await _unless_gone(request, generate.interpolation(q.model, q.z0, q.z1, q.steps, q.version, q.method,
+                                                              q.fmt, request.headers.get("if-none-match"),
+                                                              RateLimit.client(request.scope)))
 
 
-def _response(result: generate.Generated) -> Response:
+# nginx's "client closed request": logged for a request whose client left before its answer.
+CLIENT_GONE = 499
+
+
+async def _unless_gone(request: Request, work: Coroutine[Any, Any, generate.Generated]) -> Response:
+    """The work's response, unless the client hangs up first: then the work is cancelled (a request still
+    queued for its batch is dropped there, service/serving/batching.py) and its cost budget released."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done() and watcher.done() and watcher.exception() is None:
+        task.cancel()
+        return Response(status_code=CLIENT_GONE)
+    result = await task  # done, or a caller without a receive channel (nothing to watch): serve it
     return Response(result.body, result.status, result.headers, result.media_type)
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

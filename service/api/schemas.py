@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
-from models.config import PRESETS, option_fields
+from models.config import PRESETS, Int, option_fields
 from service.bounds import DB_INT_MAX, MODEL_NAME
 from service.db.tables import Job, ModelVersion
 from service.jobs.status import JobStatus
@@ -20,7 +20,14 @@ Preset = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 
 class _JobRequestBase(BaseModel):
     """A training job (kind "train", the default) or an evaluation of a model version (kind "parzen").
-    Every training option of models/config.py's TrainConfig made with `option(...)` is a field too (below)."""
+    Every training option of models/config.py's TrainConfig made with `option(...)` is a field too (below).
+
+    Rules across fields, each a 422 naming the field: the nets' parameters (from g_hidden, d_hidden,
+    d_pieces, latent_dim and the data's size) at most the server's max_parameters, and a checkpoint (Adam keeps
+    two moments per parameter) at most max_checkpoint_bytes; log_every, snapshot_every and checkpoint_seconds
+    at least the server's minimum intervals; epochs or iterations, not both; k = 1 with update "simultaneous";
+    score_every a multiple of log_every; keep "best" needs score_every; the dataset must exist and suit the
+    architecture; a parzen job names an existing version."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
         "examples": [{"model": "mnist", "dataset": "mnist", "preset": "quick", "iterations": 300}]})
@@ -31,13 +38,19 @@ class _JobRequestBase(BaseModel):
     preset: Preset = Field(default="quick", description="the recipe the options below override")
     version: VersionParam | None = Field(default=None, description="parzen: the version to score, a number or "
                                                                    "an alias (default latest)")
-    epochs: Annotated[int, Strict()] | None = Field(
+    seeds: list[Annotated[Int, Field(ge=0, le=2**63 - 1)]] | None = Field(
+        default=None, min_length=1, description="a seed sweep: one training job per seed (at most "
+                                                "settings.max_sweep_seeds, each once; not with seed); the 202 body "
+                                                "carries sweep_id, GET /sweeps/{id} follows it")
+    sweep_keep: Literal["all", "best-only"] | None = Field(
+        default=None, description="a sweep's versions: all (the best registered last) or best-only")
+    epochs: Int | None = Field(
         default=None, ge=1, description="the budget in epochs instead of iterations (an epoch: epoch_examples / "
                                         "batch_size iterations, 500 for MNIST)")
 
     def overrides(self) -> dict[str, Any]:
         """The training options this request sets (epochs included), for models.config.resolve."""
-        skip = {"kind", "model", "dataset", "preset", "version"}
+        skip = {"kind", "model", "dataset", "preset", "version", "seeds", "sweep_keep"}
         return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
 
 
@@ -69,17 +82,22 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     links: dict[str, str]
     warning: str | None = None   # e.g. a lost game (service/collapse.py): advice, the job runs on
+    sweep_id: uuid.UUID | None = Field(default=None, description="the seed sweep this job belongs to")
+    restarts: list[dict[str, Any]] = Field(default_factory=list, description="on_lost restart: each time a lost "
+                                           "game started the run over with the next seed, and why")
 
     @classmethod
     def of(cls, job: Job, warning: str | None = None) -> JobOut:
         base = f"/jobs/{job.id}"
-        return cls(warning=warning, id=job.id, kind=job.kind, model=job.model_name, dataset=job.dataset, status=job.status,
+        links = {"self": base, "metrics": f"{base}/metrics", "snapshots": f"{base}/snapshots",
+                 "cancel": f"{base}/cancel"}
+        if job.sweep_id:
+            links["sweep"] = f"/sweeps/{job.sweep_id}"
+        return cls(warning=warning, sweep_id=job.sweep_id, restarts=list(job.restarts or []), id=job.id, kind=job.kind, model=job.model_name, dataset=job.dataset, status=job.status,
                    progress=job.progress, iteration=job.iteration, attempts=job.attempts, error=job.error,
                    cancel_requested=job.cancel_requested, target_version=job.target_version,
                    config=job.config, created_at=job.created_at, started_at=job.started_at,
-                   finished_at=job.finished_at,
-                   links={"self": base, "metrics": f"{base}/metrics", "snapshots": f"{base}/snapshots",
-                          "cancel": f"{base}/cancel"})
+                   finished_at=job.finished_at, links=links)
 
 
 class VersionOut(BaseModel):
@@ -94,10 +112,12 @@ class VersionOut(BaseModel):
     metrics: dict[str, Any]
     config: dict[str, Any]
     created_at: datetime | None
+    scores: dict[str, Any] | None = Field(default=None, description="the headline sample-quality scores (GET "
+                                                                    "/scores has them all); null: not scored")
 
     @classmethod
-    def of(cls, row: ModelVersion) -> VersionOut:
-        return cls(version=row.version, job_id=row.job_id, dataset=row.dataset, latent_dim=row.latent_dim,
+    def of(cls, row: ModelVersion, scores: dict[str, Any] | None = None) -> VersionOut:
+        return cls(scores=scores, version=row.version, job_id=row.job_id, dataset=row.dataset, latent_dim=row.latent_dim,
                    noise=row.noise, image_shape=list(row.image_shape), artifact_sha256=row.artifact_sha256,
                    artifact_size=row.artifact_size, metrics=row.metrics, config=row.config,
                    created_at=row.created_at)
@@ -203,3 +223,95 @@ class ParzenPending(BaseModel):
     references: list[ParzenReference]
     protocol: dict[str, Any]
     caveat: str
+
+
+class ClassifierInfo(BaseModel):
+    version: int
+    test_accuracy: float
+    artifact_sha256: str
+
+
+class ScoresReference(BaseModel):
+    """The same scores for 10,000 real training images in the samples' place: the floor of any generator."""
+
+    fd: float
+    kid: float | None = None
+    kid_std: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    classes_covered: int | None = None
+    class_kl: float | None = None
+    class_histogram: list[float] | None = None
+    modes_covered: int | None = None
+    n_samples: int
+    n_test: int
+
+
+class ScoresOut(BaseModel):
+    """GET /scores: a version's sample-quality scores against the test split. Image datasets: in the features of
+    the dataset's classifier; toys: fd in data space (and modes_covered for the 2-D mixtures)."""
+
+    model: str
+    version: int
+    dataset: str
+    fd: float = Field(description="Fréchet distance between the feature statistics of samples and test images")
+    kid: float | None = Field(default=None, description="kernel inception distance (unbiased MMD², cubic kernel), "
+                                                        "mean over subsets")
+    kid_std: float | None = None
+    precision: float | None = Field(default=None, description="share of samples inside the test manifold (k=3)")
+    recall: float | None = Field(default=None, description="share of test images inside the samples' manifold")
+    classes_covered: int | None = Field(default=None, description="classes with at least 1/4 of their test share")
+    class_histogram: list[float] | None = None
+    test_histogram: list[float] | None = None
+    class_kl: float | None = Field(default=None, description="KL(test histogram || sample histogram)")
+    n_classes: int | None = None
+    modes_covered: int | None = None
+    modes: int | None = None
+    n_samples: int
+    n_test: int = Field(description="test rows used: all of the test split when it is smaller than 10,000")
+    space: str
+    classifier: ClassifierInfo | None = None
+    reference: ScoresReference | None
+    parzen: ParzenOut | None
+    protocol: dict[str, Any]
+    job_id: uuid.UUID | None
+    evaluated_at: datetime | None
+
+
+class ScoresPending(BaseModel):
+    """GET /scores while the scores job (or the dataset's classifier job before it) is queued or running."""
+
+    status: Literal["pending"] = "pending"
+    detail: str
+    model: str
+    version: int
+    job: JobOut
+
+
+class SweepMember(BaseModel):
+    job_id: uuid.UUID
+    seed: int | None
+    status: JobStatus
+    progress: float
+    iteration: int
+    valid_ll: float | None = Field(description="the validation score (Parzen protocol on the validation split): "
+                                               "the member's final one once it ended, else its newest")
+    valid_ll_se: float | None
+    version: int | None = Field(description="the version it was registered as (none with best-only, or yet)")
+    restarts: int
+    error: str | None
+
+
+class SweepOut(BaseModel):
+    """GET /sweeps/{id}: the members of a seed sweep and, once all have ended, the best by validation score."""
+
+    id: uuid.UUID
+    model: str
+    status: JobStatus = Field(description="queued, running (until the last member's worker has registered the "
+                                          "versions), succeeded (a best member), failed (no member succeeded)")
+    keep: Literal["all", "best-only"]
+    seeds: list[int]
+    members: list[SweepMember]
+    best: SweepMember | None
+    created_at: datetime | None
+    settled_at: datetime | None

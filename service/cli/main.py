@@ -89,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                      "deletes)")
     p.set_defaults(func=_hash_key)
 
-    p = sub.add_parser("bench", help="benchmarks: train, parzen, serve, toy, libraries (add --json for one JSON line)")
-    p.add_argument("what", choices=["train", "parzen", "serve", "toy", "libraries"])
+    p = sub.add_parser("bench", help="benchmarks: train, parzen, serve, toy, scores, libraries (add --json for one "
+                                      "JSON line)")
+    p.add_argument("what", choices=["train", "parzen", "serve", "toy", "scores", "libraries"])
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_bench)
 

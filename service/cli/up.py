@@ -1,11 +1,8 @@
-"""`ganserve up`: the API and one worker (plus embedded PostgreSQL/Redis when no URLs are set); Ctrl-C stops all.
-
-The terminal shows the URLs and a status board of the jobs (service/cli/board.py); the processes' JSON logs go
-to GANSERVE_HOME/logs/, one file each."""
+"""`ganserve up`: the API, a training worker and an evaluation worker (plus embedded PostgreSQL/Redis when no URLs
+are set). A process that dies is restarted with backoff; Ctrl-C stops all."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -15,49 +12,86 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from service.cli.board import Board
 from service.cli.embedded import EmbeddedPostgres, EmbeddedRedis
+from service.jobs.queue import EVALUATION_QUEUE, QUEUE
 from service.jobs.status import JobStatus
 from service.keys import new_key
 from service.settings import get_settings
 
 DEMO_JOB = {"model": "mnist", "dataset": "mnist", "preset": "quick"}
-BOARD_REFRESH_S = 1.0
+
+
+# A child that dies is started again after a delay that doubles from RESTART_MIN_S up to RESTART_MAX_S; one
+# that ran RESTART_RESET_S before dying starts again at the minimum.
+RESTART_MIN_S = 1.0
+RESTART_MAX_S = 30.0
+RESTART_RESET_S = 60.0
+
+
+@dataclass
+class Child:
+    """One supervised process: what it runs, the running process, and when to start it again if it died."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    delay_s: float = RESTART_MIN_S
+    restart_at: float | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        # Its own process group, so stopping it also stops its children (Celery's pool).
+        self.process = subprocess.Popen(self.args, env=self.env, start_new_session=True)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def supervise(self, now: float) -> None:
+        """Notice a death (schedule a restart with backoff, and say so) or carry out a scheduled restart."""
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.restarts += 1
+                self.start()
+            return
+        if self.process is None or self.process.poll() is None:
+            return
+        if now - self.started_at >= RESTART_RESET_S:
+            self.delay_s = RESTART_MIN_S
+        self.restart_at = now + self.delay_s
+        print(f"ganserve: the {self.name} (pid {self.process.pid}) exited with code {self.process.returncode}; "
+              f"restarting it in {self.delay_s:g} s", file=sys.stderr, flush=True)
+        self.delay_s = min(RESTART_MAX_S, self.delay_s * 2)
 
 
 @dataclass
 class Stack:
-    logs: Path
-    children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
     services: list[object] = field(default_factory=list)
 
-    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        """Start a child writing to logs/<name>.log. Each leads its own session: the terminal's Ctrl-C reaches
-        only `ganserve up`, which stops the children in order."""
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{name}.log", "ab") as log:
-            child = subprocess.Popen(args, env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
+        child = Child(name, args, env)
+        child.start()
         self.children.append(child)
         return child
 
-    def stop(self) -> None:
-        # SIGTERM to each child alone: Celery's main process then stops its pool itself (a signal to the whole
-        # group would kill the pool under it: a WorkerLostError in the log). The group is killed only on timeout.
-        for child in reversed(self.children):
-            if child.poll() is None:
-                child.terminate()
-        deadline = time.monotonic() + 20
+    def supervise(self) -> None:
+        now = time.monotonic()
         for child in self.children:
+            child.supervise(now)
+
+    def stop(self) -> None:
+        running = [c.process for c in self.children if c.process is not None and c.process.poll() is None]
+        for process in running:
+            os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for process in running:
             try:
-                child.wait(max(0.1, deadline - time.monotonic()))
+                process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)  # anything the child left in its group
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         for service in reversed(self.services):
             service.stop()  # type: ignore[attr-defined]
 
@@ -105,6 +139,11 @@ def api_command(host: str, port: int) -> list[str]:
             "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
 
 
+def worker_command(name: str, queue: str, concurrency: int) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel=INFO",
+            "-n", f"{name}@%h", "-Q", queue, f"--concurrency={concurrency}", "--pool=prefork"]
+
+
 def wait_ready(base: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,10 +175,12 @@ def queue_demo_job(base: str, api_key: str) -> None:
 def up(host: str, port: int, demo: bool, workers: int = 1) -> int:
     settings = get_settings()
     env = dict(os.environ)
-    stack = Stack(settings.home / "logs")
+    stack = Stack()
+    stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # leaves any wait at once; caught below, so no traceback
+        nonlocal stopping
+        stopping = True
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -147,34 +188,21 @@ def up(host: str, port: int, demo: bool, workers: int = 1) -> int:
         start_backing_services(stack, env)
         api_key = ensure_api_key(env)
         base = f"http://{host}:{port}"
-        stack.spawn("api", api_command(host, port), env)
+        stack.spawn("API", api_command(host, port), env)
         wait_ready(base)  # the API ran the migrations; workers start on an up-to-date schema
         for i in range(workers):
-            stack.spawn(f"worker-{i}" if i else "worker",
-                        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel=INFO",
-                         f"--concurrency={settings.worker_concurrency}", "--pool=prefork"], env)
+            stack.spawn(f"worker {i + 1}", worker_command(f"worker{i + 1}", QUEUE, settings.worker_concurrency),
+                        env)
+        # Scores never wait behind training: their own queue and worker.
+        stack.spawn("evaluation worker", worker_command("evaluation", EVALUATION_QUEUE, 1), env)
         if demo:
             queue_demo_job(base, api_key)
-        print(f"\nganserve is up\n  gallery   {base}/\n  samples   {base}/samples?model=mnist&n=64\n"
-              f"  API docs  {base}/docs\n  logs      {stack.logs}/ (JSON lines: api.log, worker.log)\n"
-              f"Ctrl-C stops everything.\n", flush=True)
-        return watch(stack, base, api_key)
-    except KeyboardInterrupt:
+        print(f"\nganserve is up: gallery {base}/   samples {base}/samples?model=mnist&n=64   "
+              f"API docs {base}/docs\nA process that dies is restarted; Ctrl-C stops everything.\n", flush=True)
+        while not stopping:
+            stack.supervise()  # a killed worker's job resumes from its checkpoint once it is back
+            time.sleep(0.5)
         return 0
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the shutdown short
-            signal.signal(signum, signal.SIG_IGN)
         print("stopping ganserve…", flush=True)
         stack.stop()
-
-
-def watch(stack: Stack, base: str, api_key: str) -> int:
-    """The status board until Ctrl-C (KeyboardInterrupt) or a child exits (1)."""
-    with Board(base, api_key) as board:
-        while True:
-            if any(child.poll() is not None for child in stack.children):
-                print(f"a ganserve process exited; stopping the rest (see {stack.logs}/)", file=sys.stderr,
-                      flush=True)
-                return 1
-            board.update()
-            time.sleep(BOARD_REFRESH_S)

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from models import datasets
 from models.datasets import StoredRef
@@ -138,6 +139,13 @@ def create(name: str, prepared: Prepared, options: UploadOptions) -> dict[str, A
     return get(name)
 
 
+def hold(session: Session, name: str) -> None:
+    """Keep an uploaded dataset from being deleted until the session's transaction ends: a job registering a
+    version on it takes this share lock, delete() the exclusive one, so one waits for the other and delete's
+    checks see either the running job or its version, never neither."""
+    session.execute(select(Dataset.name).where(Dataset.name == name).with_for_update(read=True))
+
+
 def delete(name: str) -> None:
     """Refused while a model version was trained on it or an unfinished job names it."""
     if name in datasets.DATASETS:
@@ -161,4 +169,5 @@ def delete(name: str) -> None:
         session.delete(row)
 
 
-__all__ = ["DatabaseSource", "DatasetInUse", "blob_key", "check_free", "create", "delete", "get", "list_all"]
+__all__ = ["DatabaseSource", "DatasetInUse", "blob_key", "check_free", "create", "delete", "get", "hold",
+           "list_all"]

@@ -69,7 +69,7 @@ class Prepared:
 
 
 def check_name(name: str) -> str:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise InvalidParameter("name", f"must match [a-z0-9][a-z0-9_-]* (at most 64 characters); got {name[:80]!r}")
     return name
 

@@ -22,6 +22,8 @@ from service.settings import get_settings
 log = logging.getLogger(__name__)
 
 CANCEL = "ganserve_job_cancel"   # payload: the job id; sent when a running job's cancel is asked
+# payload: the job id; sent by triggers (migration 0004) when what an event stream shows of a job changes
+JOB_EVENT = "ganserve_job_event"
 
 
 def notify(session: Session, channel: str, payload: str) -> None:
@@ -79,4 +81,4 @@ class Listener:
                 self._conn = None
 
 
-__all__ = ["CANCEL", "Listener", "notify"]
+__all__ = ["CANCEL", "JOB_EVENT", "Listener", "notify"]

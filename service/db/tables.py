@@ -49,12 +49,54 @@ class Job(Base):
     lease_token: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A member of a seed sweep (POST /jobs with "seeds"): the sweep it belongs to.
+    sweep_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sweeps.id"), index=True)
+    # Each time a lost game started the run over (on_lost "restart"): {iteration, seed, next_seed, reason}.
+    restarts: Mapped[list[Any]] = mapped_column(JSONB, default=list)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
                                                  onupdate=func.now())
+
+
+class Sweep(Base):
+    """One training job per seed; when all have ended the best by validation score is registered last."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    model_name: Mapped[str] = mapped_column(String(64))
+    seeds: Mapped[list[Any]] = mapped_column(JSONB)
+    # "all": every member becomes a version (the best last); "best-only": only the best does.
+    keep: Mapped[str] = mapped_column(String(16))
+    # job id -> what the member left for registration (artifact key, sha256, size, metrics, valid_ll ...).
+    results: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    best_job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Classifier(Base):
+    """A dataset's classifier (ONNX: features and class probabilities), whose outputs the scores read."""
+
+    __tablename__ = "classifiers"
+    __table_args__ = (UniqueConstraint("dataset", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id"))
+    artifact_key: Mapped[str] = mapped_column(String(300))
+    artifact_sha256: Mapped[str] = mapped_column(String(64))
+    dataset_sha256: Mapped[str] = mapped_column(String(64))
+    n_classes: Mapped[int] = mapped_column(Integer)
+    features: Mapped[int] = mapped_column(Integer)
+    test_accuracy: Mapped[float] = mapped_column(Float)
+    # Training details: epochs, the best epoch, held-out accuracy per epoch, seconds.
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ModelVersion(Base):
@@ -104,7 +146,8 @@ class RetiredVersion(Base):
 
 
 class Blob(Base):
-    """The artifact store: ONNX files, checkpoints, snapshots, datasets. Every worker and API reaches it."""
+    """The artifact store: ONNX files, checkpoints, snapshots, datasets. Every worker and API reaches it.
+    The bytes are in BlobChunk rows (service/db/blobs.py)."""
 
     __tablename__ = "blobs"
 
@@ -112,8 +155,17 @@ class Blob(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     content_type: Mapped[str] = mapped_column(String(100))
-    data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class BlobChunk(Base):
+    """One piece of a blob, in order: a bytea value holds at most 1 GB, and one row is read at a time."""
+
+    __tablename__ = "blob_chunks"
+
+    key: Mapped[str] = mapped_column(String(300), ForeignKey("blobs.key", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class JobMetric(Base):

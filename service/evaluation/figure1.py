@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from service.db import blobs
 from service.db.engine import session_scope
 from service.db.tables import Blob
 
@@ -38,8 +39,9 @@ def after(job_id: uuid.UUID, iteration: int = -1, limit: int = 1000,
     # key of the same iteration, so (b) of iteration 0 is not sent again after it.
     lowest = f"{PREFIX}/{job_id}/{max(iteration, -1):09d}~~"
     with session_scope() as session:
-        rows = session.scalars(select(Blob.data).where(Blob.key.startswith(prefix, autoescape=True),
-                                                       Blob.key > lowest)
+        keys = session.scalars(select(Blob.key).where(Blob.key.startswith(prefix, autoescape=True),
+                                                      Blob.key > lowest)
                                .order_by(Blob.key.desc() if newest_only else Blob.key)
-                               .limit(1 if newest_only else limit))
-        return [json.loads(bytes(data)) for data in rows]
+                               .limit(1 if newest_only else limit)).all()
+        found = blobs.get_small(session, list(keys))
+        return [json.loads(found[key]) for key in keys if key in found]

@@ -16,12 +16,21 @@ from celery import Celery
 
 from service.settings import Settings, get_settings
 
+# Every job kind's task name, in one place: the worker registers its tasks under these names.
 TRAIN_TASK = "ganserve.train"
 PARZEN_TASK = "ganserve.parzen"
-TASK_FOR_KIND = {"train": TRAIN_TASK, "parzen": PARZEN_TASK}
-QUEUE = "celery"  # every task goes to this one queue; kombu keeps priorities 3/6/9 under suffixed keys
+CLASSIFIER_TASK = "ganserve.classifier"
+SCORES_TASK = "ganserve.scores"
+TASK_FOR_KIND = {"train": TRAIN_TASK, "parzen": PARZEN_TASK, "classifier": CLASSIFIER_TASK, "scores": SCORES_TASK}
+QUEUE = "celery"  # training; kombu keeps priorities 3/6/9 under suffixed keys
+# Evaluation jobs have their own queue and worker, so a score arrives in seconds while a long training job runs.
+EVALUATION_QUEUE = "evaluation"
+EVALUATION_TASKS = frozenset({PARZEN_TASK, CLASSIFIER_TASK, SCORES_TASK})
+QUEUES = (QUEUE, EVALUATION_QUEUE)
 _PRIORITY_SEP = "\x06\x16"
 UNACKED = "unacked"  # kombu's hash of messages delivered to a worker but not yet acknowledged
+UNACKED_INDEX = "unacked_index"  # kombu's sorted set of those deliveries, scored by delivery time
+BROKER_PAGE = 500
 # Sending a task (API, reconciler) gives up after ~1 s when Redis is down: the caller answers 503 or the
 # reconciler retries on its next pass; a request must never hang on the broker.
 PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3, "interval_max": 0.5}
@@ -32,6 +41,7 @@ def broker_conf(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.redis_url,
         "task_default_queue": QUEUE,
+        "task_routes": {task: {"queue": EVALUATION_QUEUE} for task in EVALUATION_TASKS},
         # Redis redelivers an unacknowledged message after this; it must outlast the longest job.
         "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s,
                                      # A Redis that vanishes fails fast instead of hanging a publish.
@@ -56,11 +66,18 @@ def client() -> Celery:
 def enqueue(job_id: uuid.UUID, kind: str) -> None:
     """Hand a committed job to Celery (after the commit: a worker must find the row). Bounded: a broker that
     is down raises within about a second instead of hanging the request."""
-    client().send_task(TASK_FOR_KIND[kind], args=[str(job_id)], retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+    task = TASK_FOR_KIND[kind]
+    client().send_task(task, args=[str(job_id)], queue=queue_of(task), retry=True,
+                       retry_policy=PUBLISH_RETRY_POLICY)
 
 
-def queue_keys() -> list[str]:
-    return [QUEUE] + [f"{QUEUE}{_PRIORITY_SEP}{p}" for p in (3, 6, 9)]
+def queue_of(task: str) -> str:
+    return EVALUATION_QUEUE if task in EVALUATION_TASKS else QUEUE
+
+
+def queue_keys(names: tuple[str, ...] = QUEUES) -> list[str]:
+    """The Redis lists holding the messages of these queues, every priority."""
+    return [key for name in names for key in (name, *(f"{name}{_PRIORITY_SEP}{p}" for p in (3, 6, 9)))]
 
 
 @lru_cache(maxsize=1)
@@ -68,14 +85,28 @@ def broker_client() -> redis.Redis:
     return redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=2, socket_timeout=5)
 
 
-def messages_in_broker() -> str:
-    """Every pending or delivered-unacked message, as one string to search for job ids (each message's
-    headers carry its args in plain text). Queues hold a message per job, so this stays small."""
-    pipe = broker_client().pipeline(transaction=False)
+def missing_from_broker(job_ids: list[str], delivered_after: float) -> list[str]:
+    """Those of `job_ids` that no message in the broker names: not in the queues (read a page at a time,
+    stopping once every id is found; each message's headers carry its args in plain text), and not in the
+    unacked set as a delivery newer than `delivered_after` (epoch seconds). An older delivery of a job that is
+    still queued went to a worker that died before claiming it, or one busy with another job: Redis would
+    hand it back only after the visibility timeout (days), so it counts as lost."""
+    wanted = set(job_ids)
+    r = broker_client()
     for key in queue_keys():
-        pipe.lrange(key, 0, -1)
-    pipe.hvals(UNACKED)
-    chunks: list[bytes] = []
-    for result in pipe.execute():
-        chunks.extend(result)
-    return b"\n".join(chunks).decode("utf-8", "replace")
+        start = 0
+        while wanted and (page := r.lrange(key, start, start + BROKER_PAGE - 1)):
+            text = b"\n".join(page).decode("utf-8", "replace")
+            wanted = {job_id for job_id in wanted if job_id not in text}
+            start += BROKER_PAGE
+    if wanted:
+        tags = r.zrangebyscore(UNACKED_INDEX, delivered_after, "+inf")
+        if tags:
+            text = b"\n".join(m for m in r.hmget(UNACKED, tags) if m).decode("utf-8", "replace")
+            wanted = {job_id for job_id in wanted if job_id not in text}
+    return [job_id for job_id in job_ids if job_id in wanted]
+
+
+def claim_pass(name: str, seconds: float) -> bool:
+    """True for one caller per `seconds` across every API replica (a Redis key set if absent, expiring)."""
+    return bool(broker_client().set(f"ganserve:pass:{name}", "1", nx=True, px=max(1, int(seconds * 1000))))

@@ -9,8 +9,9 @@ Each pass:
 1. fails running jobs past settings.job_time_limit_s (this also fences out their worker's writes);
 2. re-sends running jobs whose heartbeat is older than settings.lease_timeout_s (the worker died: the
    next claim resumes from the checkpoint, or fails the job after settings.max_attempts);
-3. re-sends queued jobs older than settings.reconcile_queued_after_s whose message is in neither the
-   queue nor the unacked set of the broker (a flushed or restarted-empty Redis, a send that failed);
+3. re-sends queued jobs older than settings.reconcile_queued_after_s whose message is neither in the queue
+   nor delivered within that time (a flushed or restarted-empty Redis, a send that failed, a worker that
+   died holding it); one replica per pass reads the broker, a page at a time;
 4. deletes the checkpoints of jobs that failed or were cancelled: nothing will resume them, and a paper-mnist
    checkpoint is ~40 MB. (A job that succeeds deletes its own, in the transaction that registers it; the
    ways to fail are many: the worker, this reconciler, a claim after max_attempts.)
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from datetime import timedelta
 
@@ -28,7 +30,7 @@ from sqlalchemy import delete, func, select, update
 from service.db import blobs
 from service.db.engine import session_scope
 from service.db.tables import Blob, Job
-from service.jobs.queue import enqueue, messages_in_broker
+from service.jobs.queue import claim_pass, enqueue, missing_from_broker
 from service.jobs.status import JobStatus, finish
 from service.settings import get_settings
 from service.telemetry import logs
@@ -72,15 +74,16 @@ def redispatch_stale() -> int:
 
 
 def redispatch_lost() -> int:
-    """Queued jobs that no message in the broker names."""
-    grace = _seconds(get_settings().reconcile_queued_after_s)
+    """Queued jobs that no message in the broker names. One replica per interval reads the broker."""
+    settings = get_settings()
+    grace = _seconds(settings.reconcile_queued_after_s)
     old_enough = (Job.status == JobStatus.QUEUED) & (Job.updated_at < func.now() - grace)
     with session_scope() as session:
         candidates = [job_id for (job_id,) in session.execute(select(Job.id).where(old_enough)).all()]
-    if not candidates:
+    if not candidates or not claim_pass("lost", settings.reconcile_interval_s * 0.9):
         return 0
-    present = messages_in_broker()
-    missing: list[uuid.UUID] = [job_id for job_id in candidates if str(job_id) not in present]
+    delivered_after = time.time() - settings.reconcile_queued_after_s
+    missing = [uuid.UUID(j) for j in missing_from_broker([str(j) for j in candidates], delivered_after)]
     if not missing:
         return 0
     with session_scope() as session:

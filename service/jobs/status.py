@@ -59,11 +59,11 @@ def _move(target: JobStatus, where: ColumnElement[bool], **values: Any) -> Updat
 
 
 def new_job(*, kind: str, model_name: str, dataset: str, config: dict[str, Any], target_version: int | None,
-            idempotency_key: str | None) -> Job:
+            idempotency_key: str | None, sweep_id: uuid.UUID | None = None) -> Job:
     """The row of a job nothing has touched yet: queued."""
     return Job(id=uuid.uuid4(), kind=kind, model_name=model_name, dataset=dataset, config=config,
-               target_version=target_version, status=JobStatus.QUEUED, progress=0.0, iteration=0, attempts=0,
-               cancel_requested=False, idempotency_key=idempotency_key)
+               target_version=target_version, sweep_id=sweep_id, status=JobStatus.QUEUED, progress=0.0, iteration=0, attempts=0,
+               cancel_requested=False, idempotency_key=idempotency_key, restarts=[])
 
 
 def cancel_queued(job_id: uuid.UUID) -> Update:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from models import datasets
+from models import budget, datasets
 from models.config import ConfigError, resolve
 from service.db.engine import session_scope
 from service.db.notify import CANCEL, notify
@@ -32,6 +32,7 @@ class NewJob:
     config: dict[str, Any]
     target_version: int | None = None
     idempotency_key: str | None = None
+    sweep_id: uuid.UUID | None = None
 
 
 def _same_request(job: Job, new: NewJob) -> Job:
@@ -56,7 +57,7 @@ def create(new: NewJob) -> tuple[Job, bool]:
         if existing is not None:
             return _same_request(existing, new), False
     job = new_job(kind=new.kind, model_name=new.model_name, dataset=new.dataset, config=new.config,
-                  target_version=new.target_version, idempotency_key=new.idempotency_key)
+                  target_version=new.target_version, idempotency_key=new.idempotency_key, sweep_id=new.sweep_id)
     try:
         with session_scope() as session:
             session.add(job)
@@ -80,20 +81,21 @@ def create(new: NewJob) -> tuple[Job, bool]:
 
 
 def submit_train(model: str, preset: str, dataset: str | None, overrides: dict[str, Any],
-                 idempotency_key: str | None = None) -> tuple[Job, bool]:
+                 idempotency_key: str | None = None, sweep_id: uuid.UUID | None = None) -> tuple[Job, bool]:
     """Resolve and validate the config (ConfigError names the bad field), then create the job."""
     config = resolve(preset, dataset, **overrides)
     known = datasets.dataset_names()
     if config.dataset not in known:
         field = "dataset" if dataset else "preset"
         raise ConfigError(field, f"unknown dataset {config.dataset!r}; available datasets: {', '.join(known)}")
-    if config.score_every and _has_no_validation_split(config.dataset):
+    if config.score_every and has_no_validation_split(config.dataset):
         raise ConfigError("score_every", f"dataset {config.dataset!r} has no validation split to score G on; "
                                          "use score_every 0")
-    return create(NewJob("train", model, config.dataset, config.to_dict(), None, idempotency_key))
+    budget.check(config, datasets.image_shape_of(config.dataset), get_settings().budget)  # type: ignore[arg-type]
+    return create(NewJob("train", model, config.dataset, config.to_dict(), None, idempotency_key, sweep_id))
 
 
-def _has_no_validation_split(dataset: str) -> bool:
+def has_no_validation_split(dataset: str) -> bool:
     """True only when the dataset is here and lacks one; data not fetched yet is the worker's to check."""
     try:
         return datasets.load(dataset, get_settings().resolved_data_dir).valid is None

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import io
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ import numpy as np
 from anyio import to_thread
 
 from service.errors import InvalidParameter
-from service.serving import images, neighbors, points
+from service.serving import admission, images, neighbors, points
 from service.serving.noise import METHODS, check_seed, interpolate, new_seed, parse_latent, sample_noise
 from service.serving.registry import LoadedModel, VersionInfo, registry
 from service.settings import get_settings
@@ -87,7 +88,7 @@ async def respond(model: LoadedModel, z: np.ndarray, render: Callable[[np.ndarra
 
 
 async def samples(name: str, n: int, seed: int | None, version: str | int | None, fmt: str, with_neighbors: bool,
-                  if_none_match: str | None = None) -> Generated:
+                  if_none_match: str | None = None, client: str | None = None) -> Generated:
     check_range("n", n, 1, get_settings().max_samples)
     check_choice("format", fmt, SAMPLE_FORMATS)
     version = refs.parse("version", version)
@@ -102,11 +103,26 @@ async def samples(name: str, n: int, seed: int | None, version: str | int | None
                "Cache-Control": cache_control(version, seed is not None)}
     if matches(if_none_match, headers["ETag"]):
         return Generated(304, headers)
-    # Drawing 1024 x 100 numbers takes a millisecond: large draws leave the event loop.
-    z = sample_noise(info, n, chosen) if n <= LOOP_NOISE_ROWS else \
-        await to_thread.run_sync(sample_noise, info, n, chosen)
-    return await respond(model, z, lambda x: render_samples(info, chosen, z, x, fmt, with_neighbors),
-                         headers, cheap=fmt != "json" and not with_neighbors)
+    values = math.prod(info.image_shape)
+    admission.check_response_size("n", response_bytes(fmt, n, values, info.latent_dim, with_neighbors))
+    rows = neighbors.training_rows(info.dataset) if with_neighbors else 0
+    with admission.admission.admit(client, admission.cost(n, values, rows)):
+        # Drawing 1024 x 100 numbers takes a millisecond: large draws leave the event loop.
+        z = sample_noise(info, n, chosen) if n <= LOOP_NOISE_ROWS else \
+            await to_thread.run_sync(sample_noise, info, n, chosen)
+        return await respond(model, z, lambda x: render_samples(info, chosen, z, x, fmt, with_neighbors),
+                             headers, cheap=fmt != "json" and not with_neighbors)
+
+
+# Bytes per output value of each format, generously: float32 arrays; PNGs at worst uncompressed bytes; JSON
+# carries base64 PNGs (4/3) and z as text (~20 bytes a number).
+_BYTES_PER_VALUE = {"npy": 4.0, "png": 1.1, "json": 1.5, "gif": 1.1}
+
+
+def response_bytes(fmt: str, n: int, values: int, latent_dim: int, with_neighbors: bool = False) -> int:
+    """An upper estimate of a response's size, checked against max_response_bytes before any work."""
+    size = n * values * _BYTES_PER_VALUE[fmt] * (2 if with_neighbors else 1)
+    return int(size + (n * latent_dim * 20 if fmt == "json" else 0) + 1024)
 
 
 def cache_control(version: VersionRef, seeded: bool) -> str:
@@ -153,7 +169,7 @@ def render_samples(info: VersionInfo, seed: int, z: np.ndarray, x: np.ndarray, f
 
 
 async def interpolation(name: str, z0: str, z1: str, steps: int, version: str | int | None, method: str,
-                        fmt: str, if_none_match: str | None = None) -> Generated:
+                        fmt: str, if_none_match: str | None = None, client: str | None = None) -> Generated:
     check_range("steps", steps, 2, get_settings().max_interpolation_steps)
     check_choice("method", method, METHODS)
     check_choice("format", fmt, INTERPOLATE_FORMATS)
@@ -172,8 +188,11 @@ async def interpolation(name: str, z0: str, z1: str, steps: int, version: str | 
         return Generated(304, headers)
     meta = {"model": info.name, "version": info.version, "method": method, "steps": steps,
             "z0_seed": seed0, "z1_seed": seed1, "image_shape": list(info.image_shape)}
-    return await respond(model, path, lambda x: render_interpolation(info, meta, path, x, fmt),
-                         headers, cheap=fmt == "png")
+    values = math.prod(info.image_shape)
+    admission.check_response_size("steps", response_bytes(fmt, steps, values, info.latent_dim))
+    with admission.admission.admit(client, admission.cost(steps, values)):
+        return await respond(model, path, lambda x: render_interpolation(info, meta, path, x, fmt),
+                             headers, cheap=fmt == "png")
 
 
 def render_interpolation(info: VersionInfo, meta: dict[str, Any], path: np.ndarray, x: np.ndarray,

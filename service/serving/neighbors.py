@@ -9,6 +9,7 @@ cancellation error.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +18,12 @@ from models import datasets
 from service.errors import Unavailable
 from service.settings import get_settings
 
-_norms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+# Training sets (float32) and their squared norms, least recently used first, bounded by
+# settings.neighbors_cache_bytes. _lock guards the dict only; a load holds its dataset's own lock, so one
+# dataset loading (seconds) does not stall searches of another.
+_norms: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 _lock = threading.Lock()
+_loading: dict[str, threading.Lock] = {}
 
 
 @dataclass(frozen=True)
@@ -28,20 +33,61 @@ class Neighbors:
     images: np.ndarray  # (n, D) float32 training images
 
 
-def training_set(dataset: str) -> tuple[np.ndarray, np.ndarray]:
-    """(train (N, D) float32, ||x||^2 (N,) float32), loaded and computed once per process."""
+def _cached(dataset: str) -> tuple[np.ndarray, np.ndarray] | None:
     with _lock:
-        cached = _norms.get(dataset)
-        if cached is None:
-            try:
-                train = datasets.load(dataset, get_settings().resolved_data_dir).train
-            except datasets.DatasetError as exc:
-                # The request is fine; this server lacks the data. 503 says "not here, not now".
-                raise Unavailable(f"neighbors=true needs the {dataset!r} training set on the server: "
-                                  f"{exc}") from exc
-            sq = np.einsum("ij,ij->i", train, train, dtype=np.float32)
-            cached = _norms[dataset] = (train, sq)
+        found = _norms.get(dataset)
+        if found is not None:
+            _norms.move_to_end(dataset)
+        return found
+
+
+def cached_bytes() -> int:
+    with _lock:
+        return sum(train.nbytes + sq.nbytes for train, sq in _norms.values())
+
+
+def training_set(dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    """(train (N, D) float32, ||x||^2 (N,) float32), loaded once per process while it stays cached."""
+    cached = _cached(dataset)
+    if cached is not None:
+        return cached
+    with _lock:
+        loading = _loading.setdefault(dataset, threading.Lock())
+    with loading:
+        cached = _cached(dataset)
+        if cached is not None:
+            return cached
+        try:
+            train = datasets.load(dataset, get_settings().resolved_data_dir).train
+        except datasets.DatasetError as exc:
+            # The request is fine; this server lacks the data. 503 says "not here, not now".
+            raise Unavailable(f"neighbors=true needs the {dataset!r} training set on the server: {exc}") from exc
+        sq = np.einsum("ij,ij->i", train, train, dtype=np.float32)
+        cached = (train, sq)
+        with _lock:
+            _norms[dataset] = cached
+            _evict(get_settings().neighbors_cache_bytes)
     return cached
+
+
+def _evict(limit: int) -> None:
+    """Forget the least recently used sets beyond `limit` bytes, always keeping the newest (in use)."""
+    total = sum(train.nbytes + sq.nbytes for train, sq in _norms.values())
+    while len(_norms) > 1 and total > limit:
+        _, (train, sq) = _norms.popitem(last=False)
+        total -= train.nbytes + sq.nbytes
+
+
+def training_rows(dataset: str) -> int:
+    """Rows a nearest-image search goes through, without loading the data: the loaded set's, else the
+    declared count, else the most an upload may hold."""
+    cached = _cached(dataset)
+    if cached is not None:
+        return len(cached[0])
+    spec = datasets.DATASETS.get(dataset)
+    if spec is not None and spec.counts is not None:
+        return spec.counts[0]
+    return get_settings().upload_max_files
 
 
 def nearest(samples: np.ndarray, dataset: str) -> Neighbors:

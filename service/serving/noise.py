@@ -18,7 +18,9 @@ from service.errors import InvalidParameter
 # A seed a client can give or be given: it must fit in a signed 64-bit, header-friendly integer.
 MAX_SEED = 2**63 - 1
 METHODS = ("lerp", "slerp")
-_SEED = re.compile(r"^\s*\d+\s*$")
+_SEED = re.compile(r"\s*\d+\s*")
+# MAX_SEED has 19 digits; a longer run of digits is refused before int() (whose digit limit raises).
+_SEED_DIGITS = len(str(MAX_SEED))
 
 
 class Prior(Protocol):
@@ -67,7 +69,9 @@ def parse_latent(field: str, text: str, prior: Prior) -> tuple[np.ndarray, int |
     """
     allowed = (f"an integer seed in 0..{MAX_SEED}, or {prior.latent_dim} comma-separated finite floats "
                f"(the model's latent size)")
-    if _SEED.match(text):
+    if _SEED.fullmatch(text):
+        if len(text.strip().lstrip("0")) > _SEED_DIGITS:
+            raise InvalidParameter(field, f"must be {allowed}; the seed is too large (more than {_SEED_DIGITS} digits)")
         seed = int(text)
         if seed > MAX_SEED:
             raise InvalidParameter(field, f"must be {allowed}; the seed {seed} is too large")

@@ -73,6 +73,7 @@ class LoadedModel:
     def __init__(self, info: VersionInfo, onnx_bytes: bytes, settings: Settings | None = None) -> None:
         settings = settings or get_settings()
         self.info = info
+        self.size = len(onnx_bytes)  # the weights dominate a session's memory
         self.session = make_session(onnx_bytes, settings)
         self.input_name = self.session.get_inputs()[0].name
         self.batcher = MicroBatcher(self.run, max_samples=settings.batch_max_samples,
@@ -197,15 +198,24 @@ class Registry:
                 model = LoadedModel(info, onnx_bytes)
                 with self._lock:
                     self._models[key] = model
-                    self._evict()
+                    self._evict(keep=key)
         return model
 
-    def _evict(self) -> None:
-        """Drop the least recently used versions beyond the limit, never one a latest pointer uses."""
-        pinned = {(m.info.name, m.info.version) for m, _ in self._latest.values()}
-        excess = len(self._models) - max(1, get_settings().max_loaded_models)
-        for key in [k for k in self._models if k not in pinned][:max(0, excess)]:
-            del self._models[key]  # requests holding it finish normally; its batcher thread idles out
+    def _evict(self, keep: tuple[str, int]) -> None:
+        """Drop the least recently used versions beyond the limits (max_loaded_models, max_loaded_model_bytes),
+        never one a latest pointer uses, nor `keep` (just loaded)."""
+        settings = get_settings()
+        pinned = {(m.info.name, m.info.version) for m, _ in self._latest.values()} | {keep}
+        total = sum(m.size for m in self._models.values())
+        for key in [k for k in self._models if k not in pinned]:
+            if len(self._models) <= max(1, settings.max_loaded_models) and total <= settings.max_loaded_model_bytes:
+                break
+            total -= self._models.pop(key).size  # requests holding it finish; its batcher thread idles out
+
+    @property
+    def loaded_bytes(self) -> int:
+        with self._lock:
+            return sum(m.size for m in self._models.values())
 
 
 registry = Registry()

@@ -23,6 +23,15 @@ export function setApiKey(value) {
   else sessionStorage.removeItem(KEY_STORAGE);
 }
 
+// The key typed into the form, also as the server's HttpOnly read cookie: a read-keyed server then lets
+// through what cannot carry a header (a reload of the page, images, event streams). Resolves to whether
+// the server accepted the key.
+export async function rememberKey(value) {
+  setApiKey(value);
+  const response = await fetch("/gallery/key", { method: value ? "POST" : "DELETE", headers: keyHeader() });
+  return response.ok;
+}
+
 async function problemOf(response) {
   try {
     return await response.json();
@@ -80,6 +89,8 @@ export async function features() {
     neighbors: sampleParams.has("neighbors"),
     interpolate: "/interpolate" in paths,
     parzen: "/parzen" in paths,
+    scores: "/scores" in paths,
+    sweeps: "/sweeps/{sweep_id}" in paths,
     events: "/jobs/{job_id}/events" in paths,
     toy: "/jobs/{job_id}/toy" in paths,
     options: "/gallery/options" in paths,

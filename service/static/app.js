@@ -7,6 +7,7 @@ import * as interp from "./interp.js";
 import * as jobs from "./jobs.js";
 import * as parzen from "./parzen.js";
 import * as samples from "./samples.js";
+import * as scores from "./scores.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,6 +17,7 @@ const TOY_POINTS = 512;
 let options = null;  // GET /gallery/options: toy definitions and request limits, when the server has it
 let loadToken = 0;
 let lastParzen = "";
+let lastScores = "";
 
 function readUrl() {
   const p = new URLSearchParams(location.search);
@@ -123,6 +125,10 @@ async function loadSamples(push) {
       const dims = info ? info.image_shape.reduce((a, b) => a * b, 1) : 784;
       parzen.show(state.model, state.version, dims);
     }
+    if (state.features.scores && key !== lastScores) {
+      lastScores = key;
+      scores.show(state.model, selectedVersion());
+    }
   } catch (error) {
     if (token !== loadToken) return;
     $("samples-status").textContent = `Could not generate samples: ${describe(error)}`;
@@ -174,6 +180,7 @@ async function init() {
     $("neighbors").closest("label").hidden = true;
     state.neighbors = false;
   }
+  if (!f.scores) $("scores-panel").hidden = true;
   if (f.parzen) parzen.idle();
   else parzen.disable("This server has no /parzen endpoint yet: only the paper's rows are shown.");
   $("neighbors").checked = state.neighbors;

@@ -1,8 +1,9 @@
 // Training: the job form (with the API key), the jobs list, and one job watched live over
 // Server-Sent Events (GET /jobs/{id}/events): progress, iterations/s, curves, snapshots, Figure 1.
 
-import { apiKey, describe, getJSON, request, setApiKey } from "./api.js";
+import { apiKey, describe, getJSON, rememberKey, request, setApiKey } from "./api.js";
 import { COLORS, figure1, lineChart } from "./charts.js";
+import * as sweeps from "./sweeps.js";
 
 const $ = (id) => document.getElementById(id);
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -133,8 +134,10 @@ function showJob(job) {
   $("job-progress-text").textContent = counted ? `${counted} iterations (${percent})` : percent;
   const extra = job.cancel_requested && !FINISHED.has(job.status) ? ", cancelling" : "";
   $("job-status").textContent = `Status: ${job.status}${extra}${job.error ? ` — ${job.error}` : ""}`;
-  $("job-warning").hidden = !job.warning;
-  $("job-warning").textContent = job.warning ? `Warning: ${job.warning}.` : "";
+  const restarts = (job.restarts || []).map((r) => `seed ${r.seed} lost at iteration ${r.iteration}, restarted with ${r.next_seed}`);
+  const note = [job.warning, ...restarts].filter(Boolean).join("; ");
+  $("job-warning").hidden = !note;
+  $("job-warning").textContent = note ? `Warning: ${note}.` : "";
   $("job-cancel").disabled = FINISHED.has(job.status) || job.cancel_requested;
   const row = document.querySelector(`#jobs-table tr[data-job-id="${job.id}"]`);
   if (row) {
@@ -237,6 +240,7 @@ export function openJob(id) {
   $("job-panel").hidden = false;
   $("snapshots").replaceChildren();
   $("figure1").hidden = true;
+  sweeps.hide();
   $("job-metrics-csv").href = `/jobs/${id}/metrics?format=csv`;
   $("job-metrics-svg").href = `/jobs/${id}/metrics?format=svg`;
   drawCharts();
@@ -247,6 +251,10 @@ export function openJob(id) {
     showJob(job);
     $("figure1").hidden = job.dataset !== "toy-1d";
     $("job-training").hidden = job.kind !== "train";  // an evaluation job has no curves or snapshots
+    if (job.sweep_id && !watched.sweepId) {
+      watched.sweepId = job.sweep_id;
+      sweeps.show(job.sweep_id);
+    }
   }));
   source.addEventListener("metrics", mine(addMetrics));
   source.addEventListener("snapshot", mine(addSnapshot));
@@ -256,6 +264,7 @@ export function openJob(id) {
   }));
   source.addEventListener("end", mine(() => {
     source.close();
+    if (watched.sweepId) sweeps.show(watched.sweepId);   // the members' final curves and the best
     watched.finished = true;
     hooks.onJobFinished(id);
     refreshList();
@@ -294,7 +303,11 @@ export async function init(serverOptions, callbacks) {
   hooks = { ...hooks, ...callbacks };
   options = serverOptions || FALLBACK_OPTIONS;
   $("api-key").value = apiKey();
-  $("api-key").addEventListener("change", () => setApiKey($("api-key").value.trim()));
+  $("api-key").addEventListener("change", async () => {
+    const accepted = await rememberKey($("api-key").value.trim());
+    if (accepted) $("api-key").removeAttribute("aria-invalid");
+    else $("api-key").setAttribute("aria-invalid", "true");
+  });
   fillForm();
   $("job-preset").addEventListener("change", presetChanged);
   $("train-form").addEventListener("submit", submitJob);

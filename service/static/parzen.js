@@ -2,7 +2,7 @@
 // GET /parzen: 200 with the score; 202 while its evaluation job runs (ask again after Retry-After);
 // 409 when the last evaluation failed. Rows and the caveat come from the server when it sends them.
 
-import { ApiError, describe, query, request } from "./api.js";
+import { ApiError, apiKey, describe, getJSON, query, request } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -62,6 +62,11 @@ export function disable(reason) {
   render({ label: "Selected version", value: "not available" }, null);
 }
 
+async function evaluated(model, version) {
+  const jobs = await getJSON(`/jobs?${query({ model, limit: 1000 })}`);
+  return jobs.some((job) => job.kind === "parzen" && Number(job.target_version) === Number(version));
+}
+
 // Show the score of (model, version); called when the selection changes. `dims` is the data's size:
 // a 1-D toy model has no test images to score.
 export async function show(model, version, dims) {
@@ -77,6 +82,13 @@ export async function show(model, version, dims) {
   render({ label, value: "…" }, null);
   $("parzen-status").textContent = "Loading the score…";
   try {
+    // Queuing an evaluation needs the key: without one, ask only when an evaluation of this version exists.
+    if (!apiKey() && !(await evaluated(model, version))) {
+      if (mine !== generation) return;
+      render({ label, value: "no score yet" }, null);
+      $("parzen-status").textContent = `${label} has no Parzen score yet: enter the API key to queue its evaluation.`;
+      return;
+    }
     const response = await request(`/parzen?${query({ model, version })}`);
     if (mine !== generation) return;
     const body = response.data;

@@ -31,6 +31,7 @@ FAST = {
     "GANSERVE_RECONCILE_INTERVAL_S": "1",
     "GANSERVE_RECONCILE_QUEUED_AFTER_S": "2",
     "GANSERVE_SAMPLE_RATE_PER_S": "0",
+    "GANSERVE_SAMPLE_COST_PER_S": "0",
     "GANSERVE_API_KEY": TEST_API_KEY,
     # Each test counts its own jobs: no automatic Parzen evaluation after a training job.
     "GANSERVE_PARZEN_AFTER_TRAINING": "false",
@@ -60,6 +61,25 @@ def wait_until(predicate: Any, timeout: float, what: str, every: float = 0.1) ->
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def restore_dump(url: str, dump: Path) -> None:
+    """psql < the dump: the embedded server's own client when it has one, else the machine's."""
+    import gzip
+    import shutil
+
+    import pgserver
+
+    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
+    psql = str(bundled) if bundled.exists() else shutil.which("psql") or "psql"
+    # pg_dump 15.14+ wraps a dump in \restrict … \unrestrict, which older clients do not know; the dump is
+    # ours, so the guard is dropped.
+    sql = b"\n".join(line for line in gzip.decompress(dump.read_bytes()).split(b"\n")
+                     if not line.startswith((b"\\restrict", b"\\unrestrict")))
+    result = subprocess.run([psql, "-v", "ON_ERROR_STOP=1", "-q", url], input=sql, capture_output=True,
+                            timeout=120, check=False)
+    if result.returncode:
+        raise RuntimeError(f"restoring {dump} failed: {result.stderr.decode(errors='replace')[-3000:]}")
 
 
 class ApiProcess:
@@ -96,10 +116,13 @@ class ApiProcess:
 
 
 class FaultStack:
-    def __init__(self, root: Path, **settings: str) -> None:
+    def __init__(self, root: Path, restore: Path | None = None, **settings: str) -> None:
+        """restore: a gzipped plain-SQL dump loaded before the API starts (and migrates it to head)."""
         self.root = root
         self.pg = EmbeddedPostgres(root)
         self.redis = EmbeddedRedis(root)
+        if restore is not None:
+            restore_dump(self.pg.url, restore)
         self.env = {**os.environ, **FAST, **settings, "GANSERVE_HOME": str(root),
                     "GANSERVE_CACHE_DIR": str(root / "cache"), "GANSERVE_DATABASE_URL": self.pg.url,
                     "GANSERVE_REDIS_URL": self.redis.url}
@@ -110,10 +133,12 @@ class FaultStack:
         self.workers: list[WorkerProcess] = []
         self._started = 0
 
-    def worker(self, name: str, app: str = "worker.celery_app", **settings: str) -> WorkerProcess:
-        return self.start_workers(name, app=app, **settings)[0]
+    def worker(self, name: str, app: str = "worker.celery_app", queues: str = "celery,evaluation",
+               **settings: str) -> WorkerProcess:
+        return self.start_workers(name, app=app, queues=queues, **settings)[0]
 
-    def start_workers(self, *names: str, app: str = "worker.celery_app", **settings: str) -> list[WorkerProcess]:
+    def start_workers(self, *names: str, app: str = "worker.celery_app", queues: str = "celery,evaluation",
+                      **settings: str) -> list[WorkerProcess]:
         """Real `celery worker` processes, started together (each takes seconds to import torch)."""
         started = []
         for name in names:
@@ -122,7 +147,8 @@ class FaultStack:
             # torch thread each than with two threads per worker fighting over the cores.
             cpus = sorted(os.sched_getaffinity(0))
             started.append(WorkerProcess(self.root / f"{name}-{self._started}.log", {**self.env, **settings},
-                                         app=app, name=name, cpus={cpus[self._started % len(cpus)]}, wait=False))
+                                         app=app, name=name, cpus={cpus[self._started % len(cpus)]}, wait=False,
+                                         queues=queues))
         self.workers.extend(started)
         for proc in started:
             proc.wait_ready()

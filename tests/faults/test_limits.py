@@ -158,8 +158,9 @@ def test_an_artifact_that_fails_its_sha256_is_never_served(client: Any) -> None:
     name = f"corrupt-{uuid.uuid4().hex[:8]}"
     register_model(name, seed=11)
     with session_scope() as session:  # flip bytes of the stored ONNX, leaving the registered digest
-        session.execute(text("UPDATE blobs SET data = overlay(data placing '\\xdeadbeef'::bytea from 40) "
-                             "WHERE key = (SELECT artifact_key FROM model_versions WHERE name = :n)"), {"n": name})
+        session.execute(text("UPDATE blob_chunks SET data = overlay(data placing '\\xdeadbeef'::bytea from 40) "
+                             "WHERE seq = 0 AND key = (SELECT artifact_key FROM model_versions WHERE name = :n)"),
+                        {"n": name})
     try:
         problem = _problem(client.get("/samples", params={"model": name, "n": 4}), 500)
         assert "integrity" in problem["detail"]
@@ -168,3 +169,33 @@ def test_an_artifact_that_fails_its_sha256_is_never_served(client: Any) -> None:
             session.execute(text("DELETE FROM blobs WHERE key IN "
                                  "(SELECT artifact_key FROM model_versions WHERE name = :n)"), {"n": name})
             session.execute(text("DELETE FROM model_versions WHERE name = :n"), {"n": name})
+
+
+def test_read_keyed_mode_accepts_the_gallerys_cookie_for_reads_only(anonymous: Any,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.factories import register_model
+
+    register_model("cookie-reads")
+    monkeypatch.setattr(get_settings(), "read_requires_key", True)
+    assert anonymous.get("/").status_code == 200                  # the page (with its key form) loads
+    _problem(anonymous.get("/samples", params={"model": "cookie-reads", "n": 1}), 401)
+    _problem(anonymous.post("/gallery/key", headers={"X-API-Key": "wrong"}), 401)
+    key = get_settings().api_key.get_secret_value()
+    stored = anonymous.post("/gallery/key", headers={"X-API-Key": key})
+    assert stored.status_code == 204
+    cookie = stored.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    # What a page cannot put a header on: its images, its event streams, the lists behind them.
+    assert anonymous.get("/samples", params={"model": "cookie-reads", "n": 1}).status_code == 200
+    assert anonymous.get("/models").status_code == 200
+    _problem(anonymous.post("/jobs", json=JOB), 401)             # a write still needs the header
+    assert anonymous.delete("/gallery/key").status_code == 204
+    _problem(anonymous.get("/models"), 401)
+
+
+def test_metrics_can_require_a_key(client: Any, anonymous: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert anonymous.get("/metrics").status_code == 200
+    monkeypatch.setattr(get_settings(), "metrics_requires_key", True)
+    _problem(anonymous.get("/metrics"), 401)
+    key = get_settings().api_key.get_secret_value()
+    assert anonymous.get("/metrics", headers={"Authorization": f"Bearer {key}"}).status_code == 200

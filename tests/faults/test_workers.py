@@ -120,3 +120,24 @@ def test_a_job_over_its_time_limit_fails_with_a_clear_error(fault_stack: FaultSt
     job = fault_stack.wait_job(job_id, timeout=60)
     assert job["status"] == "failed" and "time limit exceeded" in job["error"], job
     assert _versions(fault_stack, "too-slow") == 0
+
+
+def test_a_score_arrives_while_a_long_training_job_runs(fault_stack: FaultStack) -> None:
+    """Evaluation has its own queue and worker: a Parzen job is not stuck behind training."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    fault_stack.worker("trainer", queues="celery")
+    fault_stack.worker("evaluator", queues="evaluation")
+    training = fault_stack.post_job("long-training", iterations=2_000_000, checkpoint_seconds=30)
+    wait_until(lambda: fault_stack.job(training["id"])["status"] == "running", 60, "training to start")
+    subprocess.run([sys.executable, "-c", "from tests.factories import register_model; register_model('scored')"],
+                   cwd=REPO, env=fault_stack.env, check=True, capture_output=True, timeout=120)
+    response = fault_stack.http.post("/jobs", json={"kind": "parzen", "model": "scored"})
+    assert response.status_code == 202, response.text
+    score = fault_stack.wait_job(response.json()["id"], timeout=120)
+    assert score["status"] == "succeeded", score
+    assert fault_stack.job(training["id"])["status"] == "running"   # it did not wait for training to end
+    fault_stack.http.post(f"/jobs/{training['id']}/cancel")

@@ -54,3 +54,29 @@ def test_a_cancel_reaches_the_running_job_within_a_poll_not_a_heartbeat(stack: N
         time.sleep(0.02)
     assert _listening(job_id) == 0
     finish(lease, JobStatus.CANCELLED, None)                          # as run_leased would
+
+
+def test_an_unexpected_failure_leaves_words_for_the_user_and_the_details_in_the_log(
+        stack: None, caplog: pytest.LogCaptureFixture) -> None:
+    from worker.leases import run_leased
+
+    job_id = uuid.uuid4()
+    with session_scope() as session:
+        session.add(Job(id=job_id, kind="train", model_name="lease-error", dataset="mnist",
+                        config={"preset": "quick"}, status=JobStatus.QUEUED, progress=0.0, iteration=0, attempts=0,
+                        cancel_requested=False))
+    lease = claim(job_id)
+    assert lease is not None
+
+    def body(_: object) -> None:
+        raise RuntimeError("INSERT INTO secrets VALUES ('hunter2') failed at /srv/ganserve/x.py")
+
+    class Stopped(Exception):
+        pass
+
+    with caplog.at_level("ERROR"):
+        run_leased(lease, body, stopped=Stopped)
+    error = jobs.get(job_id).error or ""
+    assert "hunter2" not in error and "INSERT" not in error and "RuntimeError" not in error
+    assert str(job_id) in error and "Retry" in error
+    assert any("hunter2" in (r.exc_text or "") or "hunter2" in str(r.exc_info) for r in caplog.records)

@@ -19,8 +19,13 @@ from models.config import TrainConfig
 
 
 def learning_rate(config: TrainConfig, update: int) -> float:
-    """SGD: lr of update `update` (0-based) = max(lr / lr_decay**update, lr_min) — pylearn2's ExponentialDecay
-    divides by lr_decay after every update. Adam: config.lr, constant."""
+    """The lr of update `update` (0-based). lr_schedule "exponential": SGD's max(lr / lr_decay**update, lr_min)
+    (pylearn2's ExponentialDecay divides by lr_decay after every update), Adam's config.lr, constant. "cosine",
+    either optimizer: lr_min + (lr - lr_min)(1 + cos(pi t))/2, t = update / (iterations - 1), from lr at the
+    first update to lr_min at the last."""
+    if config.lr_schedule == "cosine":
+        t = min(update / max(config.iterations - 1, 1), 1.0)
+        return config.lr_min + (config.lr - config.lr_min) * 0.5 * (1.0 + math.cos(math.pi * t))
     if config.optimizer != "sgd":
         return config.lr
     exponent = update * math.log(config.lr_decay)
@@ -106,8 +111,8 @@ class Momentum:
 
 
 class Adam:
-    """torch.optim.Adam(lr, betas), no decay. Gradients go in by apply() or sink() (as Momentum); step()
-    applies them."""
+    """torch.optim.Adam(betas) at the loop's lr (begin(lr, mu) sets it; mu is beta1's, unused). Gradients go in by
+    apply() or sink() (as Momentum); step() applies them."""
 
     def __init__(self, params: Sequence[Tensor], config: TrainConfig) -> None:
         self.params = params
@@ -123,7 +128,8 @@ class Adam:
         self.opt = torch.optim.Adam(self.whole, lr=config.lr, betas=config.adam_betas, fused=True)
 
     def begin(self, lr: float, mu: float) -> None:
-        pass
+        for group in self.opt.param_groups:
+            group["lr"] = lr
 
     def apply(self, i: int, grad: Tensor) -> None:
         self.grads[i].copy_(grad)

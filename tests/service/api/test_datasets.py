@@ -296,3 +296,47 @@ def test_archive_sha_is_of_the_stored_array(client: Any) -> None:
         data = blobs.get(session, f"datasets/hashed/{body['sha256']}.npz")
     assert hashlib.sha256(data).hexdigest() == body["sha256"] and body["size"] == len(data)
     assert client.delete("/datasets/hashed").status_code == 204
+
+
+def test_a_delete_waits_for_a_registration_on_the_dataset_and_then_refuses(client: Any) -> None:
+    """A job registering a version holds the dataset (as worker/train_job.py's register does): a delete
+    that comes in meanwhile waits for that transaction, then sees the version, never a moment with neither
+    the running job nor its version."""
+    import threading
+    import uuid
+
+    from service.datasets import store
+    from service.db.engine import session_scope
+    from service.db.tables import Job, ModelVersion
+    from service.jobs.status import JobStatus
+
+    assert upload(client, "held", zip_of(images(20))).status_code == 201
+    job_id = uuid.uuid4()
+    with session_scope() as session:
+        session.add(Job(id=job_id, kind="train", model_name="held-model", dataset="held", config={},
+                        status=JobStatus.RUNNING, progress=0.0, iteration=0, attempts=1, cancel_requested=False))
+    outcome: list[str] = []
+
+    def delete() -> None:
+        try:
+            store.delete("held")
+            outcome.append("deleted")
+        except store.DatasetInUse as exc:
+            outcome.append(str(exc))
+
+    with session_scope() as session:                      # the registration's transaction
+        store.hold(session, "held")
+        session.add(ModelVersion(name="held-model", version=1, job_id=job_id, artifact_key="none",
+                                 artifact_sha256="0" * 64, artifact_size=0, latent_dim=1, noise={},
+                                 image_shape=[3, 8, 8], dataset="held", dataset_sha256="0" * 64, config={},
+                                 metrics={}))
+        session.get(Job, job_id).status = JobStatus.SUCCEEDED  # type: ignore[union-attr]
+        deleter = threading.Thread(target=delete)
+        deleter.start()
+        deleter.join(timeout=1.0)
+        assert deleter.is_alive(), f"the delete did not wait: {outcome}"
+    deleter.join(timeout=10)
+    assert outcome and "used by model(s) held-model" in outcome[0], outcome
+    with session_scope() as session:                      # leave no fake version for later tests
+        session.query(ModelVersion).filter_by(name="held-model").delete()
+    store.delete("held")

@@ -1,7 +1,7 @@
 """model registry: aliases (name -> version) and the numbers of retired versions
 
 Revision ID: 0003_i18
-Revises: 0002
+Revises: 0003_i16
 Create Date: 2026-12-06 03:30:00
 """
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0003_i18'
-down_revision: str | None = '0002'
+down_revision: str | None = '0003_i16'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,155 @@
+"""Sample-quality scores on the API side: queueing the `scores` job, stored results, the GET /scores body.
+
+The numbers are computed by service/evaluation/quality.py on a worker (worker/scores_job.py). Stored rows:
+table `evaluations`, kind "scores": one per model version (reference ""), and per dataset a real-train row
+(10,000 training images in the samples' place) for each classifier version. Torch-free: the API imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from models import datasets
+from service.db.engine import session_scope
+from service.db.tables import Evaluation, Job, ModelVersion
+from service.errors import InvalidParameter
+from service.evaluation import classifiers, parzen
+from service.evaluation.quality import protocol_config
+from service.jobs import store as jobs
+from service.jobs.status import FINISHED
+from service.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+KIND = "scores"
+NUMBERS = ("fd", "kid", "kid_std", "precision", "recall", "classes_covered", "class_kl", "modes_covered")
+
+
+def problem(row: ModelVersion) -> str | None:
+    """Why the version cannot be scored, or None."""
+    if row.dataset not in datasets.dataset_names():
+        return f"dataset {row.dataset!r} is not registered, so there is no test split to compare with"
+    return classifiers.labels_problem(row.dataset)
+
+
+def check(row: ModelVersion, field: str) -> None:
+    why = problem(row)
+    if why:
+        raise InvalidParameter(field, f"{row.name} v{row.version}: {why}")
+
+
+def reference_key(row_or_result: dict[str, Any]) -> str:
+    classifier = row_or_result.get("classifier")
+    return f"{parzen.REAL_TRAIN}:c{classifier['version']}" if classifier else parzen.REAL_TRAIN
+
+
+def latest_job(row: ModelVersion) -> Job | None:
+    with session_scope() as session:
+        return session.scalar(select(Job).where(Job.kind == KIND, Job.model_name == row.name,
+                                                Job.target_version == row.version)
+                              .order_by(Job.created_at.desc()).limit(1))
+
+
+def _new_job(row: ModelVersion, idempotency_key: str | None) -> tuple[Job, bool]:
+    if not datasets.is_toy(row.dataset) and classifiers.latest(row.dataset) is None:
+        classifiers.ensure_queued(row.dataset)     # first: the scores job waits for it
+    return jobs.create(jobs.NewJob(kind=KIND, model_name=row.name, dataset=row.dataset, config=protocol_config(),
+                                   target_version=row.version, idempotency_key=idempotency_key))
+
+
+def submit(model: str, version: int | None, idempotency_key: str | None) -> tuple[Job, bool]:
+    """POST /scores: a new computation (a re-run replaces the stored scores)."""
+    row = parzen.find_version(model, version)
+    check(row, "version" if version is not None else "model")
+    return _new_job(row, idempotency_key)
+
+
+def ensure_queued(row: ModelVersion) -> Job:
+    """The queued/running scores job of `row`, or a newly queued one (one automatic job per version)."""
+    job = latest_job(row)
+    if job is not None and job.status not in FINISHED:
+        return job
+    job, created = _new_job(row, f"scores-auto:{row.name}:v{row.version}:{row.id}")
+    if not created and job.status in FINISHED:
+        job, _ = _new_job(row, None)
+    return job
+
+
+def queue_for_version(name: str, version: int) -> Job | None:
+    """After a training job registered `version`: queue its scores. Never raises (the model is trained)."""
+    if not get_settings().scores_after_training:
+        return None
+    try:
+        row = parzen.find_version(name, version)
+        why = problem(row)
+        if why:
+            log.info("no sample-quality scores for %s v%d: %s", name, version, why)
+            return None
+        return ensure_queued(row)
+    except Exception:
+        log.warning("could not queue the scores of %s v%d", name, version, exc_info=True)
+        return None
+
+
+def _evaluation(session: Session, version_id: int | None, dataset: str, reference: str) -> Evaluation | None:
+    query = select(Evaluation).where(Evaluation.kind == KIND, Evaluation.dataset == dataset,
+                                     Evaluation.reference == reference)
+    query = query.where(Evaluation.model_version_id.is_(None) if version_id is None
+                        else Evaluation.model_version_id == version_id)
+    return session.scalar(query.limit(1))
+
+
+def stored(row: ModelVersion) -> tuple[dict[str, Any], Any, Any] | None:
+    with session_scope() as session:
+        found = _evaluation(session, row.id, row.dataset, "")
+        return None if found is None else (dict(found.result), found.job_id, found.created_at)
+
+
+def summaries(version_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The headline numbers of each scored version, for GET /models."""
+    with session_scope() as session:
+        rows = session.scalars(select(Evaluation).where(Evaluation.kind == KIND, Evaluation.reference == "",
+                                                        Evaluation.model_version_id.in_(version_ids)))
+        return {int(r.model_version_id or 0): {k: r.result[k] for k in NUMBERS if k in r.result} for r in rows}
+
+
+def compose(row: ModelVersion, result: dict[str, Any], job_id: Any, at: Any) -> dict[str, Any]:
+    """The GET /scores body (schemas.ScoresOut)."""
+    with session_scope() as session:
+        ref = _evaluation(session, None, row.dataset, reference_key(result))
+        reference = dict(ref.result) if ref else None
+    keep = (*NUMBERS, "class_histogram", "test_histogram", "n_classes", "modes", "n_samples", "n_test", "space",
+            "classifier")
+    return {"model": row.name, "version": row.version, "dataset": row.dataset,
+            **{k: result[k] for k in keep if k in result},
+            "reference": {k: reference[k] for k in keep if k in reference} if reference else None,
+            "parzen": parzen.result_for(row), "protocol": result.get("config") or protocol_config(),
+            "job_id": str(job_id) if job_id else None, "evaluated_at": at.isoformat() if at else None}
+
+
+def store(session: Session, row: ModelVersion, job_id: Any, result: dict[str, Any],
+          reference: dict[str, Any] | None) -> None:
+    """Upsert the version's scores (and insert the reference row unless there is one) in the caller's
+    transaction; an advisory lock serializes reference rows, whose NULL version never collides in UNIQUE."""
+    stmt = insert(Evaluation).values(kind=KIND, model_version_id=row.id, dataset=row.dataset, reference="",
+                                     job_id=job_id, result=result)
+    session.execute(stmt.on_conflict_do_update(index_elements=["kind", "model_version_id", "dataset", "reference"],
+                                               set_={"job_id": job_id, "result": result,
+                                                     "created_at": text("now()")}))
+    if reference is None:
+        return
+    key = reference_key(reference)
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"scores-reference:{row.dataset}"})
+    if _evaluation(session, None, row.dataset, key) is None:
+        session.add(Evaluation(kind=KIND, model_version_id=None, dataset=row.dataset, reference=key,
+                               job_id=job_id, result=reference))
+
+
+def has_reference(dataset: str, key: str) -> bool:
+    with session_scope() as session:
+        return _evaluation(session, None, dataset, key) is not None
