@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from service.api.deps import AdminKey, ApiKey, SettingsDep
-from service.datasets import store, uploads
 from service.bounds import MODEL_NAME
+from service.datasets import store, uploads
 from service.serving.noise import MAX_SEED
 from service.settings import get_settings
 

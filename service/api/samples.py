@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field
 
 from service.api import query
 from service.api.limits import RateLimit
-from service.serving import generate
 from service.bounds import MODEL_NAME
+from service.serving import generate
 from service.serving.noise import MAX_SEED, METHODS
 from service.settings import get_settings
 from service.versions.refs import VERSION_HELP, VersionParam
