@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, text
+from sqlalchemy import func
 
 from service.db import blobs
 from service.db.engine import session_scope
 from service.db.tables import Job, ModelVersion
 from service.jobs.status import JobStatus
+from service.versions import refs
 
 PAPER_MNIST = (100, (1200, 1200), 784)
 
@@ -79,8 +80,8 @@ def register_version(name: str, onnx_bytes: bytes, *, latent_dim: int = 100,
     noise = noise or {"kind": "uniform", "low": -math.sqrt(3.0), "high": math.sqrt(3.0)}
     config = config or {"source": "bench.serve_model", "latent_dim": latent_dim}
     with session_scope() as session:
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
-        current = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
+        refs.lock_name(session, name)
+        version = refs.next_number(session, name)
         job = Job(id=uuid.uuid4(), kind="train", model_name=name, dataset=dataset, config=config,
                   status=JobStatus.SUCCEEDED, progress=1.0, finished_at=func.now())
         session.add(job)
@@ -88,7 +89,6 @@ def register_version(name: str, onnx_bytes: bytes, *, latent_dim: int = 100,
         digest = blobs.sha256_of(onnx_bytes)
         key = f"models/{name}/{digest}.onnx"
         blobs.put(session, key, onnx_bytes, "application/onnx")
-        version = (current or 0) + 1
         encoder = None
         if encoder_onnx is not None:
             e_digest = blobs.sha256_of(encoder_onnx)

@@ -44,6 +44,10 @@ class IdempotencyConflict(ValueError):
     """An Idempotency-Key was reused for a different request (→ 409)."""
 
 
+class InUse(Exception):
+    """The thing cannot be removed while something else refers to it, e.g. an alias to a version (→ 409)."""
+
+
 class TooManyRequests(Exception):
     """The client spent its budget (→ 429 with Retry-After)."""
 

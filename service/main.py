@@ -19,6 +19,7 @@ from service.api import (
     events,
     gallery,
     health,
+    inference,
     jobs,
     limits,
     methods,
@@ -37,7 +38,8 @@ from service.settings import Settings, get_settings
 from service.telemetry import logs
 
 # Routes are matched in this order, one by one: /samples, the hot path, first (no two paths overlap).
-ROUTERS = (samples, encode, health, jobs, models, metrics, events, toy, gallery, parzen, scores, sweeps, datasets)
+ROUTERS = (samples, encode, health, jobs, models, metrics, events, toy, gallery, parzen, scores, sweeps, datasets,
+           inference)
 
 
 @asynccontextmanager

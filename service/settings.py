@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     # Local cache of artifacts fetched from the database, verified by sha256 before use.
     cache_dir: Path | None = None
 
+    # Where the `ganserve` client commands (train, jobs, sample, ...) find the API.
+    url: str = "http://127.0.0.1:8000"
+
     # Auth: mutating endpoints need a key (X-API-Key or Bearer). SecretStr: never shown by repr or logs.
     api_key: SecretStr = SecretStr("")
 
@@ -43,8 +46,9 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = 10.0
     reconcile_queued_after_s: float = 30.0
 
-    # Auth. api_keys: sha256 hex digests of accepted keys (`ganserve hash-key`); api_key: one plaintext
-    # key (the laptop default, hashed at startup). No key configured = every mutating request is refused.
+    # Auth. api_keys: sha256 hex digests of accepted keys (`ganserve hash-key`), each optionally prefixed by its
+    # scope ("read:", "train:" (the default), "admin:"; service/keys.py); api_key: one plaintext key with every
+    # scope (the laptop default, hashed at startup). No key configured = every mutating request is refused.
     api_keys: list[str] = Field(default_factory=list)
     read_requires_key: bool = False
     # /metrics names models and job ids: true makes it need a key too (Prometheus: bearer_token).

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from models import datasets
 from models.config import TrainConfig
@@ -23,6 +23,7 @@ from service.db.engine import session_scope
 from service.db.tables import Job, ModelVersion, Sweep
 from service.evaluation import parzen, scores
 from service.jobs.status import FINISHED, JobStatus
+from service.versions import refs
 from worker.export import Exported
 from worker.leases import Lease
 from worker.training.hooks import TrainOutcome
@@ -78,12 +79,11 @@ def settle(sweep_id: uuid.UUID) -> list[tuple[str, int]]:
         statuses = session.scalars(select(Job.status).where(Job.sweep_id == sweep_id)).all()
         if any(s not in FINISHED for s in statuses):
             return []
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": sweep.model_name})
-        current = session.scalar(select(func.max(ModelVersion.version))
-                                 .where(ModelVersion.name == sweep.model_name)) or 0
+        refs.lock_name(session, sweep.model_name)
+        first = refs.next_number(session, sweep.model_name)   # past retired numbers too: never reused
         order = _order(sweep)
         results = {k: dict(v) for k, v in sweep.results.items()}
-        for number, job_id in enumerate(order, start=current + 1):
+        for number, job_id in enumerate(order, start=first):
             fields = results[job_id]["fields"]
             fields["metrics"] = {**fields["metrics"], "sweep_id": str(sweep_id), "sweep_best": job_id == order[-1]}
             session.add(ModelVersion(name=sweep.model_name, version=number, job_id=uuid.UUID(job_id), **fields))

@@ -12,7 +12,7 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from models import datasets
@@ -26,6 +26,7 @@ from service.evaluation import collapse, parzen, scores
 from service.jobs.status import JobStatus
 from service.serving.images import grid_png
 from service.settings import get_settings
+from service.versions import refs
 from worker import figure1_store as toy_snapshot
 from worker import sweep_member
 from worker.export import Exported, export_encoder, export_generator
@@ -270,9 +271,8 @@ def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Spli
         metrics["encoder_onnx_max_abs_diff"] = encoder.max_abs_diff
     with session_scope() as session:
         # Versions are numbered per name; serialize concurrent registrations of one name.
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+        refs.lock_name(session, name)
         dataset_store.hold(session, config.dataset)  # no delete of an uploaded dataset while it gains a version
-        current = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
         key = f"models/{name}/{exported.sha256}.onnx"
         blobs.put(session, key, exported.onnx, "application/onnx")
         encoder_row = None
@@ -281,7 +281,7 @@ def register(lease: Lease, name: str, config: TrainConfig, splits: datasets.Spli
                            "size": len(encoder.onnx)}
             blobs.put(session, encoder_row["key"], encoder.onnx, "application/onnx")
         version = ModelVersion(
-            name=name, version=(current or 0) + 1, job_id=lease.job_id, artifact_key=key,
+            name=name, version=refs.next_number(session, name), job_id=lease.job_id, artifact_key=key,
             artifact_sha256=exported.sha256, artifact_size=len(exported.onnx), latent_dim=config.latent_dim,
             noise={"kind": "uniform", "low": -config.noise_scale, "high": config.noise_scale},
             image_shape=list(splits.image_shape), dataset=config.dataset, dataset_sha256=splits.sha256,

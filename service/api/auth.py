@@ -1,11 +1,13 @@
 """API keys in requests: `X-API-Key: …` or `Authorization: Bearer …`, checked by service.keys.
 
-Mutating endpoints always need a key (the `ApiKey` dependency, service/api/deps.py); with no key configured
-they are refused, never left open. Read endpoints are public unless settings.read_requires_key (ReadAccess).
+Mutating endpoints always need a key of a wide enough scope (the `ApiKey` and `AdminKey` dependencies,
+service/api/deps.py; scopes: service/keys.py); with no key configured they are refused, never left open. Read
+endpoints are public unless settings.read_requires_key (ReadAccess), then any valid key reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import HTTPException, Request, Security
@@ -14,7 +16,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.problems import problem
-from service.keys import accepted_hashes, key_is_valid
+from service.keys import SCOPES, accepted_hashes, allows, key_is_valid, key_scope
 from service.settings import get_settings
 
 # auto_error=False: a missing key is our 401 in the problem shape, not FastAPI's 403.
@@ -24,7 +26,8 @@ _BEARER = HTTPBearer(auto_error=False, description="the same API key as a bearer
 # Probes stay reachable when reads are keyed: orchestrators carry no key. So does the gallery's page and the
 # API's schema, which hold no data (the page asks for the key), and the key form's own endpoint (its POST
 # checks the key itself). /metrics has its own switch.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/", "/openapi.json", "/gallery/key"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/", "/openapi.json", "/gallery/key", "/v2/health/live",
+                          "/v2/health/ready"})
 METRICS_PATH = "/metrics"
 # The gallery's key form stores the key in this cookie (HttpOnly, SameSite=Strict) so that what a page cannot
 # add a header to (the page itself, <img> sources, EventSource) is let through in read-keyed mode. It is
@@ -65,12 +68,22 @@ def _unauthorized() -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def require_api_key(request: Request, x_api_key: Annotated[str | None, Security(_HEADER)] = None,
-                    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None) -> None:
-    """Dependency of every mutating route. The two security schemes document the headers; the check reads
-    the raw headers, so a second, wrong credential beside a valid one is refused too."""
-    if not credentials_valid(scope_keys(request.scope)):
-        raise _unauthorized()
+def scoped(needed: str) -> Callable[..., None]:
+    """A dependency refusing requests without a key of scope `needed` or wider: 401 unless every credential
+    presented is a valid key, 403 when the narrowest of them lacks the scope. The two security schemes
+    document the headers; the check reads the raw headers, so a second, wrong credential is refused too."""
+
+    def require(request: Request, x_api_key: Annotated[str | None, Security(_HEADER)] = None,
+                bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None) -> None:
+        keys = scope_keys(request.scope)
+        if not credentials_valid(keys):
+            raise _unauthorized()
+        scope = min((key_scope(key) or SCOPES[0] for key in keys), key=SCOPES.index)
+        if not allows(scope, needed):
+            raise HTTPException(403, f"this API key has scope {scope!r}; this operation needs {needed!r} "
+                                     f"(scopes: {', '.join(SCOPES)}, each allowing what the ones before allow)")
+
+    return require
 
 
 class ReadAccess:

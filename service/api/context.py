@@ -20,7 +20,7 @@ log = logging.getLogger("ganserve.http")
 
 # A client's X-Request-ID is echoed only when it is a plain token (it ends up in logs and headers).
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 
 
 def request_id(headers: list[tuple[bytes, bytes]]) -> str:

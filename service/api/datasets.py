@@ -9,9 +9,9 @@ from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from service.api.deps import ApiKey, SettingsDep
+from service.api.deps import AdminKey, ApiKey, SettingsDep
+from service.bounds import MODEL_NAME
 from service.datasets import store, uploads
-from service.serving.bounds import MODEL_NAME
 from service.serving.noise import MAX_SEED
 from service.settings import get_settings
 
@@ -83,7 +83,7 @@ def upload_dataset(
 
 
 @router.delete("/{name}", status_code=204)
-def delete_dataset(_: ApiKey, name: str) -> Response:
+def delete_dataset(_: AdminKey, name: str) -> Response:
     """Refused (409) while a model version was trained on it or a queued/running job names it."""
     try:
         store.delete(name)

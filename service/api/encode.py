@@ -10,8 +10,8 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from service.api.limits import RateLimit
 from service.api.schemas import EncodeOut
 from service.serving import encode as encoding
-from service.serving.bounds import DB_INT_MAX
 from service.settings import get_settings
+from service.versions.refs import VERSION_HELP, VersionParam
 
 router = APIRouter(tags=["sampling"])
 
@@ -22,7 +22,7 @@ async def encode(
         image: Annotated[UploadFile, File(description="a PNG or JPEG; converted to the model's shape and colour "
                                                       "as dataset uploads are (centre crop, resize)")],
         model: Annotated[str, Query(description="model name, see GET /models (a version with an encoder)")],
-        version: Annotated[int | None, Query(ge=1, le=DB_INT_MAX, description="default: the latest")] = None,
+        version: Annotated[VersionParam | None, Query(description=VERSION_HELP)] = None,
         label: Annotated[str | None, Query(max_length=100, description=(
             "conditional models (required there): the image's class, an index or a name (GET /models: "
             "label_names)"))] = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 
 from service.api.deps import SettingsDep
 from service.db import engine
+from service.settings import Settings
 
 router = APIRouter(tags=["health"])
 
@@ -21,6 +22,14 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz")
 def readyz(settings: SettingsDep) -> JSONResponse:
     """PostgreSQL and Redis answer; 503 naming what does not."""
+    checks = readiness(settings)
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})
+
+
+def readiness(settings: Settings) -> dict[str, str]:
+    """"ok" or why not, for the database and the broker."""
     checks: dict[str, str] = {}
     try:
         engine.ping()
@@ -32,6 +41,4 @@ def readyz(settings: SettingsDep) -> JSONResponse:
         checks["broker"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["broker"] = f"unreachable: {type(exc).__name__}"
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                        status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})
+    return checks

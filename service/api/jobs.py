@@ -10,13 +10,13 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from models.config import ConfigError
 from service.api.deps import ApiKey
 from service.api.schemas import JobOut, JobRequest
+from service.bounds import DB_INT_MAX, MODEL_NAME
 from service.db import blobs
 from service.db.engine import session_scope
 from service.errors import NotFound
 from service.evaluation import collapse, curves, parzen
 from service.jobs import store, sweeps
 from service.jobs.status import JobStatus
-from service.serving.bounds import DB_INT_MAX, MODEL_NAME
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

@@ -20,8 +20,17 @@ from service.serving.admission import TokenBuckets
 from service.settings import get_settings
 from service.telemetry.metrics import RATE_LIMITED
 
-# Path prefixes of the endpoints that run the generator (the expensive ones).
+# The endpoints that run the generator (the expensive ones): these prefixes, and /v2's infer routes.
 RATE_LIMITED_PREFIXES = ("/samples", "/interpolate", "/encode")
+V2_MODELS, INFER = "/v2/models/", "/infer"
+
+
+def runs_model(path: str) -> str | None:
+    """The metric label of a path that runs a model (its prefix, never the path itself), or None."""
+    for prefix in RATE_LIMITED_PREFIXES:
+        if path.startswith(prefix):
+            return prefix
+    return "/v2/infer" if path.startswith(V2_MODELS) and path.endswith(INFER) else None
 # POST /datasets carries an archive of up to settings.upload_max_bytes, plus the multipart form around it.
 UPLOAD_PATH = "/datasets"
 UPLOAD_SLACK_BYTES = 1 << 20
@@ -103,14 +112,14 @@ class RateLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = get_settings()
-        if (scope["type"] != "http" or settings.sample_rate_per_s <= 0
-                or not scope["path"].startswith(RATE_LIMITED_PREFIXES)):
+        label = runs_model(scope["path"]) if scope["type"] == "http" else None
+        if label is None or settings.sample_rate_per_s <= 0:
             await self.app(scope, receive, send)
             return
         wait = self.buckets.take(self.client(scope), settings.sample_rate_per_s, max(1, settings.sample_burst))
         if wait > 0:
             # Labelled by prefix, not path: arbitrary paths must not create new time series.
-            RATE_LIMITED.labels(next(p for p in RATE_LIMITED_PREFIXES if scope["path"].startswith(p))).inc()
+            RATE_LIMITED.labels(label).inc()
             retry = max(1, math.ceil(wait))
             response = problem(429, f"rate limit: {settings.sample_rate_per_s:g} requests/s per client "
                                     f"(burst {settings.sample_burst}); retry in {retry} s",

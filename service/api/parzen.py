@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -12,6 +12,7 @@ from service.api.auth import credentials_valid, scope_keys
 from service.api.schemas import JobOut, ParzenOut, ParzenPending
 from service.evaluation import parzen
 from service.jobs.status import JobStatus
+from service.versions.refs import VERSION_HELP, VersionParam
 
 router = APIRouter(tags=["evaluation"])
 
@@ -22,7 +23,7 @@ RETRY_AFTER_S = 3
 @router.get("/parzen", response_model=ParzenOut, responses={
     202: {"model": ParzenPending, "description": "no score yet: the evaluation job to follow (Location)"}})
 def get_parzen(request: Request, model: str = Query(description="model name, see GET /models"),
-               version: int | None = Query(default=None, ge=1, description="default: the latest")) -> Any:
+               version: Annotated[VersionParam | None, Query(description=VERSION_HELP)] = None) -> Any:
     """The score of `model`/`version` (mean test log-likelihood ± standard error, the chosen σ and the whole
     σ grid) with Table 1's rows, the real-data reference row and the protocol.
 

@@ -25,6 +25,7 @@ from service.errors import (
     Busy,
     Conflict,
     IdempotencyConflict,
+    InUse,
     InvalidParameter,
     NotFound,
     TooLarge,
@@ -35,7 +36,7 @@ from service.errors import (
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
-TITLES = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 405: "Method not allowed",
+TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
           409: "Conflict", 413: "Payload too large", 422: "Invalid request", 429: "Too many requests",
           500: "Internal server error", 503: "Service unavailable"}
 
@@ -95,7 +96,8 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
 
 
 # Errors of the plain code (service/errors.py) whose message is the whole answer.
-_STATUS: dict[type[Exception], int] = {NotFound: 404, Conflict: 409, IdempotencyConflict: 409, TooLarge: 413,
+_STATUS: dict[type[Exception], int] = {NotFound: 404, Conflict: 409, IdempotencyConflict: 409, InUse: 409,
+                                       TooLarge: 413,
                                        Unavailable: 503}
 _BROKER_ERRORS = (BrokerUnavailable, BrokerError, RedisConnectionError, RedisTimeoutError)
 

@@ -18,10 +18,11 @@ from pydantic import BaseModel, Field
 
 from service.api import query
 from service.api.limits import RateLimit
+from service.bounds import MODEL_NAME
 from service.serving import generate
-from service.serving.bounds import DB_INT_MAX, MODEL_NAME
 from service.serving.noise import MAX_SEED, METHODS
 from service.settings import get_settings
+from service.versions.refs import VERSION_HELP, VersionParam
 
 
 class RequestRoute(APIRoute):
@@ -53,7 +54,6 @@ def _documented(**schema: Any) -> Any:
 
 
 _LIMITS = get_settings()
-_VERSION = _documented(minimum=1, maximum=DB_INT_MAX)
 _FLOAT = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d{1,3})?"
 # A seed, or comma-separated finite floats. How many floats (the model's latent size) and a seed's upper
 # bound past 19 digits are not expressible here: a request that breaks them is a 422 naming the field.
@@ -71,7 +71,7 @@ class SamplesQuery(BaseModel):
                    **_documented(minimum=1, maximum=_LIMITS.max_samples))
     seed: int | None = Field(default=None, description="0..2^63-1; default: chosen and returned in X-Seed",
                              **_documented(minimum=0, maximum=MAX_SEED))
-    version: int | None = Field(default=None, description="default: the latest", **_VERSION)
+    version: VersionParam | None = Field(default=None, description=VERSION_HELP)
     fmt: str = Field(default="png", alias="format", description="png (a grid), json (z, per-image PNG data URLs), "
                                                                 "npy (float32 (n, C, H, W))",
                      **_documented(enum=list(generate.SAMPLE_FORMATS)))
@@ -94,7 +94,7 @@ class InterpolateQuery(BaseModel):
                                                      "(label0 and label1 on a conditional model)", **_LATENT)
     steps: int = Field(default=10, description=f"frames including both ends, 2..{_LIMITS.max_interpolation_steps}",
                        **_documented(minimum=2, maximum=_LIMITS.max_interpolation_steps))
-    version: int | None = Field(default=None, description="default: the latest", **_VERSION)
+    version: VersionParam | None = Field(default=None, description=VERSION_HELP)
     method: str = Field(default="lerp", description="lerp (straight line, Figure 3) or slerp",
                         **_documented(enum=list(METHODS)))
     fmt: str = Field(default="png", alias="format", description="png (one strip), gif (animated), json (z and "

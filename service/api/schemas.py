@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
 from models.config import PRESETS, Int, option_fields
+from service.bounds import DB_INT_MAX, MODEL_NAME
 from service.db.tables import Job, ModelVersion
 from service.jobs.status import JobStatus
-from service.serving.bounds import DB_INT_MAX, MODEL_NAME
+from service.versions.refs import VersionParam
 
 Preset = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 
@@ -35,8 +36,8 @@ class _JobRequestBase(BaseModel):
     model: str = Field(pattern=MODEL_NAME, description="model name; versions are numbered per name")
     dataset: str | None = Field(default=None, description="default: the preset's dataset")
     preset: Preset = Field(default="quick", description="the recipe the options below override")
-    version: int | None = Field(default=None, ge=1, le=DB_INT_MAX,
-                                description="parzen: the version to score (default latest)")
+    version: VersionParam | None = Field(default=None, description="parzen: the version to score, a number or "
+                                                                   "an alias (default latest)")
     seeds: list[Annotated[Int, Field(ge=0, le=2**63 - 1)]] | None = Field(
         default=None, min_length=1, description="a seed sweep: one training job per seed (at most "
                                                 "settings.max_sweep_seeds, each once; not with seed); the 202 body "
@@ -152,6 +153,47 @@ class ModelOut(BaseModel):
     name: str
     latest: int
     versions: list[VersionOut]
+    aliases: dict[str, int] = Field(default_factory=dict, description="alias -> version")
+
+
+class ArtifactOut(BaseModel):
+    sha256: str
+    size: int = Field(description="bytes")
+    format: Literal["onnx"]
+    url: str = Field(description="GET it for the file (ETag = its sha256)")
+
+
+class ModelCard(BaseModel):
+    """GET /models/{name}/versions/{version}: everything known about one version."""
+
+    name: str
+    version: int
+    job_id: uuid.UUID
+    created_at: datetime | None
+    dataset: str
+    dataset_sha256: str | None = Field(description="the training data's sha256 (None: registered before it "
+                                                   "was recorded)")
+    latent_dim: int
+    noise: dict[str, Any]
+    image_shape: list[int]
+    config: dict[str, Any] = Field(description="the resolved training config")
+    metrics: dict[str, Any]
+    scores: dict[str, dict[str, Any]] = Field(description="evaluations by kind, e.g. parzen: ll, se, sigma")
+    aliases: list[str] = Field(description="the aliases pointing at this version")
+    artifact: ArtifactOut
+    links: dict[str, str]
+
+
+class AliasIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, le=DB_INT_MAX, description="the version number the alias points at")
+
+
+class AliasOut(BaseModel):
+    name: str
+    alias: str
+    version: int
 
 
 class ParzenGridPoint(BaseModel):

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -88,11 +90,11 @@ class EmbeddedRedis:
             if self._process.poll() is not None:
                 raise RuntimeError(f"embedded redis-server exited with {self._process.returncode}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                with redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5,
+                                 socket_connect_timeout=0.5) as client:
+                    if client.ping():
                         return
-            except OSError:
+            except redis.RedisError:
                 time.sleep(0.1)
         raise RuntimeError("embedded redis-server did not answer within 20 s")
 

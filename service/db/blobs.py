@@ -106,14 +106,23 @@ def delete(session: Session, key: str) -> None:
 
 def get_verified(session: Session, key: str, sha256: str) -> bytes:
     """The bytes of `key`, from the local cache when present, checked against `sha256` either way."""
+    return verified_path(session, key, sha256).read_bytes()
+
+
+def verified_path(session: Session, key: str, sha256: str) -> Path:
+    """The local cache file of `key` (fetched on a miss), its bytes checked against `sha256`: a file to stream."""
     cache = get_settings().resolved_cache_dir / f"{sha256}.bin"
     if cache.exists():
-        data = cache.read_bytes()
-        if sha256_of(data) == sha256:
-            return data
+        if _file_sha256(cache) == sha256:
+            return cache
         cache.unlink(missing_ok=True)  # a corrupt cache entry is dropped and fetched again
     _write_verified(cache, chunks(session, key), key, sha256)
-    return cache.read_bytes()
+    return cache
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _write_verified(path: Path, pieces: Iterator[bytes], key: str, sha256: str) -> None:

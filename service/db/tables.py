@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     LargeBinary,
     String,
@@ -120,6 +121,30 @@ class ModelVersion(Base):
     # The learned inference net E(x) -> z trained with G, {"key", "sha256", "size"} of its ONNX blob; or None.
     encoder: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ModelAlias(Base):
+    """A name for one version of a model ("production" -> 3), moved by PUT and dropped by DELETE. The foreign
+    key keeps a version from being deleted while an alias points at it."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (ForeignKeyConstraint(["name", "version"], ["model_versions.name", "model_versions.version"]),)
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 onupdate=func.now())
+
+
+class RetiredVersion(Base):
+    """A deleted version's number, so it is never given again, and a 404 can say it was retired."""
+
+    __tablename__ = "retired_versions"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    retired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Blob(Base):

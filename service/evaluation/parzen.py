@@ -21,11 +21,12 @@ from models import datasets
 from models.parzen import PAPER_SIGMA_GRID
 from service.db.engine import session_scope
 from service.db.tables import Evaluation, Job, ModelVersion
-from service.errors import InvalidParameter, NotFound
+from service.errors import InvalidParameter
 from service.jobs import store as jobs
 from service.jobs.status import FINISHED
-from service.serving.registry import registry
 from service.settings import get_settings
+from service.versions import refs
+from service.versions.refs import VersionRef
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +98,10 @@ def table_1(dataset: str) -> list[dict[str, Any]]:
 
 # -- lookups ---------------------------------------------------------------------------------------------
 
-def find_version(model: str, version: int | None) -> ModelVersion:
-    """The version row (latest when `version` is None); NotFound (404) lists the known models/versions."""
+def find_version(model: str, version: VersionRef) -> ModelVersion:
+    """The version row (a number, an alias, or the latest when None); NotFound (404) lists what exists."""
     with session_scope() as session:
-        query = select(ModelVersion).where(ModelVersion.name == model)
-        query = query.where(ModelVersion.version == version) if version is not None else \
-            query.order_by(ModelVersion.version.desc()).limit(1)
-        row = session.scalar(query)
-    if row is None:
-        registry.resolve(model, version)  # raises NotFound with the listing the other endpoints give
-        raise NotFound(f"model {model!r} has no version {version}")
-    return row
+        return refs.find(session, model, version)
 
 
 _splits_checked: dict[str, str | None] = {}  # dataset -> problem (None: fine), per process
@@ -157,7 +151,7 @@ def _new_job(row: ModelVersion, idempotency_key: str | None) -> tuple[Job, bool]
                                    target_version=row.version, idempotency_key=idempotency_key))
 
 
-def submit(model: str, version: int | None, idempotency_key: str | None = None) -> tuple[Job, bool]:
+def submit(model: str, version: VersionRef, idempotency_key: str | None = None) -> tuple[Job, bool]:
     """POST /jobs {"kind": "parzen"}: always a new evaluation (a re-run replaces the stored score)."""
     row = find_version(model, version)
     check_dataset(row, "version" if version is not None else "model")
@@ -227,7 +221,7 @@ def references(dataset: str) -> list[dict[str, Any]]:
     return rows
 
 
-def result(model: str, version: int | None) -> dict[str, Any] | None:
+def result(model: str, version: VersionRef) -> dict[str, Any] | None:
     """The stored score of the version (404 if the version is unknown), or None when none is stored yet."""
     return result_for(find_version(model, version))
 

@@ -18,9 +18,10 @@ from PIL import Image, ImageOps
 from service.datasets.uploads import UploadOptions, decode_image
 from service.errors import Conflict, InvalidParameter
 from service.serving import admission, images, labels
-from service.serving.generate import check_version, model_for
+from service.serving.generate import model_for
 from service.serving.registry import LoadedModel
 from service.settings import get_settings
+from service.versions import refs
 
 
 def to_model_image(raw: bytes, image_shape: tuple[int, int, int]) -> np.ndarray:
@@ -38,9 +39,9 @@ def to_model_image(raw: bytes, image_shape: tuple[int, int, int]) -> np.ndarray:
     return (pixels.transpose(2, 0, 1).reshape(1, -1).astype(np.float32) / np.float32(255.0))
 
 
-async def encode(name: str, version: int | None, raw: bytes, label: str | None,
+async def encode(name: str, version: str | int | None, raw: bytes, label: str | None,
                  client: str | None = None) -> dict[str, object]:
-    check_version(version)
+    version = refs.parse("version", version)
     model = await model_for(name, version)
     info = model.info
     if model.encoder is None:

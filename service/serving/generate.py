@@ -22,7 +22,6 @@ from anyio import to_thread
 
 from service.errors import InvalidParameter
 from service.serving import admission, images, labels, neighbors, points
-from service.serving.bounds import DB_INT_MAX
 from service.serving.noise import (
     METHODS,
     allowed_latent,
@@ -34,6 +33,8 @@ from service.serving.noise import (
 )
 from service.serving.registry import LoadedModel, VersionInfo, registry
 from service.settings import get_settings
+from service.versions import refs
+from service.versions.refs import VersionRef
 
 SAMPLE_FORMATS = {"png": "image/png", "json": "application/json", "npy": "application/x-npy"}
 INTERPOLATE_FORMATS = {"png": "image/png", "gif": "image/gif", "json": "application/json"}
@@ -64,16 +65,10 @@ def check_range(field: str, value: int, low: int, high: int) -> int:
     return value
 
 
-def check_version(version: int | None) -> int | None:
-    if version is not None and not 1 <= version <= DB_INT_MAX:
-        raise InvalidParameter("version", f"must be an integer in 1..{DB_INT_MAX}, or omitted for the latest; "
-                                          f"got {version}")
-    return version
-
-
-async def model_for(name: str, version: int | None) -> LoadedModel:
-    """The fast path is a dict lookup; a miss (first use, unknown name) goes to the database off the loop."""
-    model = registry.cached(name, version)
+async def model_for(name: str, version: VersionRef) -> LoadedModel:
+    """The fast path is a dict lookup; a miss (first use, unknown name, an alias) goes to the database off
+    the loop."""
+    model = None if isinstance(version, str) else registry.cached(name, version)
     return model if model is not None else await to_thread.run_sync(registry.get, name, version)
 
 
@@ -100,12 +95,12 @@ async def respond(model: LoadedModel, z: np.ndarray, render: Callable[[np.ndarra
     return Generated(200, headers, body, media_type)
 
 
-async def samples(name: str, n: int, seed: int | None, version: int | None, fmt: str, with_neighbors: bool,
+async def samples(name: str, n: int, seed: int | None, version: str | int | None, fmt: str, with_neighbors: bool,
                   if_none_match: str | None = None, client: str | None = None,
                   label: str | None = None) -> Generated:
     check_range("n", n, 1, get_settings().max_samples)
     check_choice("format", fmt, SAMPLE_FORMATS)
-    check_version(version)
+    version = refs.parse("version", version)
     if seed is not None:
         check_seed("seed", seed)
     model = await model_for(name, version)
@@ -163,11 +158,11 @@ def sample_classes(info: VersionInfo, asked: int | str | None, n: int, seed: int
     return np.full(n, int(asked))
 
 
-def cache_control(version: int | None, seeded: bool) -> str:
+def cache_control(version: VersionRef, seeded: bool) -> str:
     if not seeded:
         return "no-store"  # a fresh random draw: nothing to reuse
-    # Pinned version + seed never change; without a version the latest may move: revalidate by ETag.
-    return IMMUTABLE if version is not None else "no-cache"
+    # A version number + seed never change; the latest or an alias may move: revalidate by ETag.
+    return IMMUTABLE if refs.is_pinned(version) else "no-cache"
 
 
 def render_samples(info: VersionInfo, seed: int, z: np.ndarray, x: np.ndarray, fmt: str,
@@ -208,13 +203,13 @@ def render_samples(info: VersionInfo, seed: int, z: np.ndarray, x: np.ndarray, f
     return json.dumps(body, separators=(",", ":")).encode(), SAMPLE_FORMATS["json"]
 
 
-async def interpolation(name: str, z0: str, z1: str | None, steps: int, version: int | None, method: str,
+async def interpolation(name: str, z0: str, z1: str | None, steps: int, version: str | int | None, method: str,
                         fmt: str, if_none_match: str | None = None, client: str | None = None,
                         label: str | None = None, label0: str | None = None, label1: str | None = None) -> Generated:
     check_range("steps", steps, 2, get_settings().max_interpolation_steps)
     check_choice("method", method, METHODS)
     check_choice("format", fmt, INTERPOLATE_FORMATS)
-    check_version(version)
+    version = refs.parse("version", version)
     model = await model_for(name, version)
     info = model.info
     points.check_format(info, fmt, "interpolate")
@@ -229,7 +224,7 @@ async def interpolation(name: str, z0: str, z1: str | None, steps: int, version:
     headers = {"X-Model-Version": str(info.version),
                "ETag": etag_of(info, "interpolate", start.tobytes().hex(), end.tobytes().hex(), steps,
                                method, fmt, *(list(ends) if ends else [])),
-               "Cache-Control": IMMUTABLE if version is not None else "no-cache"}
+               "Cache-Control": cache_control(version, seeded=True)}
     if matches(if_none_match, headers["ETag"]):
         return Generated(304, headers)
     meta = {"model": info.name, "version": info.version, "method": method, "steps": steps,

@@ -9,7 +9,6 @@ the hot path never touches the database.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -19,17 +18,17 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from sqlalchemy import select
 
 from service.db import blobs
 from service.db.engine import session_scope
 from service.db.tables import ModelVersion
 from service.errors import NotFound
 from service.serving.batching import MicroBatcher
-from service.serving.bounds import MODEL_NAME
 from service.serving.runtime import providers, usable_cores
 from service.settings import Settings, get_settings
 from service.telemetry.metrics import observe_inference
+from service.versions import refs
+from service.versions.refs import VersionRef
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +140,12 @@ class Registry:
                 self._models.move_to_end((name, version))
         return pinned
 
-    def get(self, name: str, version: int | None = None) -> LoadedModel:
-        """Blocking: resolve in the database and load on a miss. Raises NotFound listing the known models."""
+    def get(self, name: str, version: VersionRef = None) -> LoadedModel:
+        """Blocking: resolve in the database and load on a miss. Raises NotFound listing the known models.
+        An alias is resolved every time (it may have moved); the version it names is cached like any."""
+        if isinstance(version, str):
+            info = self.resolve(name, version)
+            return self.cached(name, info.version) or self._load(info)
         model = self.cached(name, version)
         if model is not None:
             return model
@@ -163,29 +166,18 @@ class Registry:
         self._set_latest(name, model)
         return model
 
-    def resolve(self, name: str, version: int | None = None) -> VersionInfo:
+    def resolve(self, name: str, version: VersionRef = None) -> VersionInfo:
+        """The version a number, an alias or None (the latest) names; NotFound lists what exists."""
         with session_scope() as session:
-            if not re.fullmatch(MODEL_NAME, name):  # cannot exist (and a NUL byte would upset PostgreSQL)
-                raise NotFound(self._not_found_message(session, name, version))
-            query = select(ModelVersion).where(ModelVersion.name == name)
-            query = query.where(ModelVersion.version == version) if version is not None else \
-                query.order_by(ModelVersion.version.desc()).limit(1)
-            row = session.scalar(query)
-            if row is None:
-                raise NotFound(self._not_found_message(session, name, version))
-            return VersionInfo.of(row)
+            return VersionInfo.of(refs.find(session, name, version))
 
-    @staticmethod
-    def _not_found_message(session: Any, name: str, version: int | None) -> str:
-        rows = session.execute(select(ModelVersion.name, ModelVersion.version)
-                               .order_by(ModelVersion.name, ModelVersion.version)).all()
-        known: dict[str, list[int]] = {}
-        for row_name, row_version in rows:
-            known.setdefault(row_name, []).append(row_version)
-        if name in known:
-            return f"model {name!r} has no version {version}; known versions: {known[name]}"
-        listing = ", ".join(f"{n} (versions {v})" for n, v in known.items()) or "none yet: train one first"
-        return f"unknown model {name!r}; known models: {listing}"
+    def forget(self, name: str, version: int) -> None:
+        """Drop a retired version from this process (other processes drop it as their latest moves on)."""
+        with self._lock:
+            self._models.pop((name, version), None)
+        entry = self._latest.get(name)
+        if entry is not None and entry[0].info.version == version:
+            self._latest.pop(name, None)
 
     def _set_latest(self, name: str, model: LoadedModel) -> None:
         self._latest[name] = (model, time.monotonic())  # one dict store: readers see old or new, never neither

@@ -107,6 +107,8 @@ def test_sampling_is_rate_limited_per_client_with_retry_after(client: Any,
     _problem(limited, 429)
     assert 1 <= int(limited.headers["retry-after"]) <= 2
     _problem(client.get("/interpolate", params={"model": "no-such-model"}), 429)
+    _problem(client.post("/v2/models/no-such-model/infer", json={"inputs": []}), 429)  # it runs a model too
+    assert client.get("/v2/models/no-such-model").status_code == 404  # metadata does not
     assert client.get("/jobs").status_code == 200  # other endpoints are not limited
     # Another client (here: another valid key) has its own bucket.
     monkeypatch.setattr(get_settings(), "api_keys", [key_hash("second-client")])
