@@ -71,7 +71,7 @@ def _from_mirror(spec: DatasetSpec, base: str, folder: Path, needed: list[str], 
     """Download each needed "<file>.gz" from one mirror (pooch); removes what arrived verified from `needed`."""
     # Lazy: loading files already on disk (a bare GPU machine, the worker) needs neither pooch nor requests.
     import pooch
-    import requests
+    import requests  # lazy, as pooch above
 
     pooch.get_logger().setLevel("WARNING")  # its INFO lines suggest pinning the gzip's hash; we pin the content
     sums = spec.sums

@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 
 from service.api import problems
 from service.api.auth import credentials_valid, scope_keys
-from service.api.schemas import JobOut, ParzenOut, ParzenPending
+from service.api.evaluation_schemas import ParzenOut, ParzenPending
+from service.api.schemas import JobOut
 from service.evaluation import parzen
 from service.jobs.status import JobStatus
 from service.versions.refs import VERSION_HELP, VersionParam

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
 from service.api.deps import ApiKey
-from service.api.schemas import JobOut, ScoresOut, ScoresPending
+from service.api.evaluation_schemas import ScoresOut, ScoresPending
+from service.api.schemas import JobOut
 from service.db.tables import Job, ModelVersion
 from service.errors import NotFound
 from service.evaluation import parzen, scores

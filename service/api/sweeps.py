@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter
 
-from service.api.schemas import SweepOut
+from service.api.evaluation_schemas import SweepOut
 from service.jobs import sweeps
 
 router = APIRouter(prefix="/sweeps", tags=["jobs"])

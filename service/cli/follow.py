@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from service.cli.client import Api
+from service.jobs.status import JobStatus
 
-SUCCEEDED = "succeeded"
+SUCCEEDED = JobStatus.SUCCEEDED
 INTERRUPTED = 130  # the shell's code for a Ctrl-C
 
 

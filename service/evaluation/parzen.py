@@ -236,7 +236,7 @@ def result_for(row: ModelVersion) -> dict[str, Any] | None:
 
 
 def compose(row: ModelVersion, stored: dict[str, Any], job_id: Any = None, at: Any = None) -> dict[str, Any]:
-    """The GET /parzen body (schemas.ParzenOut) from a stored score."""
+    """The GET /parzen body (evaluation_schemas.ParzenOut) from a stored score."""
     config = stored.get("config") or protocol_config()
     return {"model": row.name, "version": row.version, "dataset": row.dataset,
             **{k: stored[k] for k in ("ll", "se", "sigma", "grid", "n_samples", "n_test", "n_valid", "seconds")},

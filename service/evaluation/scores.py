@@ -119,7 +119,7 @@ def summaries(version_ids: list[int]) -> dict[int, dict[str, Any]]:
 
 
 def compose(row: ModelVersion, result: dict[str, Any], job_id: Any, at: Any) -> dict[str, Any]:
-    """The GET /scores body (schemas.ScoresOut)."""
+    """The GET /scores body (evaluation_schemas.ScoresOut)."""
     with session_scope() as session:
         ref = _evaluation(session, None, row.dataset, reference_key(result))
         reference = dict(ref.result) if ref else None
