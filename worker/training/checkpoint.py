@@ -47,8 +47,10 @@ NOT_IN_KEY = frozenset({"score_every", "keep", "bf16"})
 def config_key(config: TrainConfig) -> str:
     """The canonical JSON a checkpoint stores to recognise its config: without NOT_IN_KEY, and without fields
     at their LEGACY_VALUES (what runs did before the field existed), so older checkpoints still match."""
+    # Compared as JSON: a legacy tuple such as label_names () equals the stored list [].
     return json.dumps({k: v for k, v in config.to_dict().items()
-                       if k not in NOT_IN_KEY and not (k in LEGACY_VALUES and LEGACY_VALUES[k] == v)}, sort_keys=True)
+                       if k not in NOT_IN_KEY and not (k in LEGACY_VALUES and json.dumps(LEGACY_VALUES[k]) == json.dumps(v))},
+                      sort_keys=True)
 
 
 def save_checkpoint(state: dict[str, Any]) -> bytes:
