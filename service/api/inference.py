@@ -70,7 +70,7 @@ class OipRoute(APIRoute):
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=OipRoute, responses=ERRORS)
 NamePath = Annotated[str, Path(pattern=MODEL_NAME, description="model name, see GET /models")]
-VersionPath = Annotated[str, Path(pattern=r"^([1-9][0-9]{0,9}|[a-z][a-z0-9_.-]{0,63})$",
+VersionPath = Annotated[str, Path(pattern=refs.VERSION_PATH,
                                   description="a version number or an alias")]
 
 

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 NamePath = Annotated[str, Path(pattern=MODEL_NAME, description="model name, see GET /models")]
 AliasPath = Annotated[str, Path(pattern=ALIAS_NAME, description="an alias name: starts with a letter")]
-VersionPath = Annotated[str, Path(pattern=r"^([1-9][0-9]{0,9}|[a-z][a-z0-9_.-]{0,63})$",
+VersionPath = Annotated[str, Path(pattern=refs.VERSION_PATH,
                                   description="a version number or an alias")]
 ONNX_MEDIA = "application/octet-stream"
 

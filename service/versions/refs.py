@@ -41,6 +41,9 @@ def _validate(value: Any) -> int | str:
 
 
 # The same as a query or body field: one error naming the field, documented as a bounded integer or an alias.
+# A version in a path: the schema states numbers of up to 9 digits (the API takes any up to 2^31 - 1, a bound
+# no readable pattern states), so every schema-valid path is one the API accepts.
+VERSION_PATH = r"^([1-9][0-9]{0,8}|[a-z][a-z0-9_.-]{0,63})$"
 VersionParam = Annotated[int | str, PlainValidator(_validate), WithJsonSchema({"anyOf": [
     {"type": "integer", "minimum": 1, "maximum": DB_INT_MAX},
     {"type": "string", "pattern": ALIAS_NAME, "maxLength": 64}]})]
