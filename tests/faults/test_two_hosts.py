@@ -146,7 +146,9 @@ def two_hosts(tmp_path: Path) -> Iterator[dict[str, Any]]:
 def test_a_job_posted_to_a_trains_on_b_resumes_on_a_and_both_serve_it(two_hosts: dict[str, Any]) -> None:
     apis, start_worker = two_hosts["apis"], two_hosts["worker"]
     b_worker = start_worker("b")
-    job = apis["a"].post("/jobs", json={"model": "two-hosts", **TINY, "iterations": 800}).json()
+    # Long enough to be still running when its worker is killed: these tiny nets train at hundreds of
+    # iterations a second on an idle machine.
+    job = apis["a"].post("/jobs", json={"model": "two-hosts", **TINY, "iterations": 20000}).json()
     wait_until(lambda: apis["b"].get(f"/jobs/{job['id']}").json()["iteration"] >= 150, 180, "training on B")
     time.sleep(1.5)                                                  # a checkpoint (every second) is stored
     assert any("claimed the job" in e.get("message", "") for e in log_events(b_worker.log_path))

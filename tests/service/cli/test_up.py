@@ -105,7 +105,9 @@ def test_a_worker_killed_under_up_is_restarted_and_its_job_finishes_once(tmp_pat
 
     try:
         until(lambda: log_path.read_bytes().count(b" ready.") >= 2, 180, "both workers")
-        body = {"model": "supervised", "preset": "quick", "iterations": 1000, "g_hidden": [32], "d_hidden": [16],
+        # Long enough to be still running when its worker is killed: these tiny nets train at hundreds of
+        # iterations a second on an idle machine.
+        body = {"model": "supervised", "preset": "quick", "iterations": 20000, "g_hidden": [32], "d_hidden": [16],
                 "batch_size": 16, "checkpoint_seconds": 1, "log_every": 50, "snapshot_every": 1000}
         job_id = api.post("/jobs", json=body).json()["id"]
         until(lambda: api.get(f"/jobs/{job_id}").json()["iteration"] >= 100, 120, "the job to get going")
