@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.train import cpu_name
+from bench.machine import cpu_name
 from models import datasets
 from models.config import resolve
 from models.nets.common import derived_generator, noise, one_hot

@@ -31,7 +31,7 @@ import onnxruntime as ort  # type: ignore[import-untyped]
 import torch
 
 from bench import gpu_checks, gpu_train
-from bench.train import cpu_name
+from bench.machine import cpu_name
 from models import datasets
 from models.config import PRESETS, TrainConfig
 from models.nets import build_generator

@@ -30,7 +30,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator.metrics import latency as latency_metric
 from pythonjsonlogger import json as jsonlogger
 
-from bench.train import cpu_name
+from bench.machine import cpu_name
 from models import datasets
 from service.serving import images
 from service.settings import get_settings

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.machine import cpu_name
 from bench.parzen import _environment, default_data_dir
 from models import datasets
 from models.config import resolve
@@ -86,17 +86,7 @@ def run(data_dir: Path, epochs: int) -> dict[str, Any]:
             "scores": {k: result[k] for k in ("fd", "kid", "kid_std", "precision", "recall", "classes_covered",
                                               "class_kl")},
             "classifier": classifier, "env": env, "date": time.strftime("%Y-%m-%d"),
-            "cpu": _cpu_model()}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return os.uname().machine
+            "cpu": cpu_name()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

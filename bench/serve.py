@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.machine import cpu_name
 from bench.serve_client import Server, Slice, drive
 from bench.serve_model import PAPER_MNIST, mean_logit, mlp_generator_onnx, register_version
 from models import datasets
@@ -186,6 +187,7 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     result.update({
         f"p99_over_p50_{c}": result[f"p99_ms_{c}"] / result[f"p50_ms_{c}"],
         "n": args.n, "seconds_per_phase": args.seconds, "clients": c, "cpus": len(os.sched_getaffinity(0)),
+        "cpu": cpu_name(),
         "loadavg_1min_at_end": os.getloadavg()[0],
         "settings": {**{k: getattr(settings, k) for k in ("batch_wait_ms", "batch_max_samples",
                                                            "png_compress_level")},

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.train import cpu_name
+from bench.machine import cpu_name
 from models import coverage, datasets
 from models.config import PRESETS, TrainConfig
 from models.datasets.toys import TOYS

@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import time
 from itertools import pairwise
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.machine import cpu_name
 from models import datasets
 from models.config import PRESETS, TrainConfig
 from worker.training.device import REPORTED_CPU_FLAGS, cpu_flags, native_bf16
@@ -213,17 +213,6 @@ def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
         "cpu_flags": [flag for flag in REPORTED_CPU_FLAGS if flag in cpu_flags()],   # of those the products use
         "seconds": seconds,
     }
-
-
-def cpu_name() -> str:
-    """The CPU's model name where Linux tells it (/proc/cpuinfo), else the machine type."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:
