@@ -12,8 +12,9 @@ Events (all JSON):
   `snapshot` {"iteration", "url"} of a new fixed-z sample grid
   `figure1`  toy-1d jobs only: the newest Figure 1 data (service/evaluation/figure1.py), when a newer one exists
   `end`      the job is finished and everything has been sent; the client should close
-A comment line is sent every HEARTBEAT_S of silence so proxies keep the connection open. On reconnect the
-browser sends `Last-Event-ID` (the last metrics iteration it got): only later rows are sent again.
+sse-starlette frames the events, sends a keep-alive comment every HEARTBEAT_S so proxies keep the connection
+open, and stops the stream when the client disconnects or the server shuts down. On reconnect the browser
+sends `Last-Event-ID` (the last metrics iteration it got): only later rows are sent again.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service.api.event_hub import hub
 from service.api.limits import RateLimit
@@ -43,6 +44,9 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 # A job writing many metric rows a second wakes its streams at most this often.
 MIN_GAP_S = 0.5
 HEARTBEAT_S = 15.0
+# Plain newlines: the SSE spec allows \r\n too (sse-starlette's default), but "\n\n" between events is what
+# line-oriented readers (our CLI, curl | grep) split on.
+SEP = "\n"
 # One connection is closed after this long; EventSource reconnects by itself with Last-Event-ID, so a
 # forgotten tab does not hold a database-polling loop forever on one server.
 MAX_STREAM_S = 600.0
@@ -100,15 +104,15 @@ def parse_last_event_id(value: str | None) -> int:
         return -1
 
 
-def sse(event: str, data: Any, event_id: int | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'), default=str)}\n\n"
+def sse(event: str, data: Any, event_id: int | None = None) -> ServerSentEvent:
+    return ServerSentEvent(json.dumps(data, separators=(",", ":"), default=str), event=event,
+                           id=str(event_id) if event_id is not None else None, sep=SEP)
 
 
-def render(result: Poll, cursor: Cursor) -> list[str]:
-    """The frames for one poll, advancing the cursor. Snapshot frames carry no id, so the browser's
+def render(result: Poll, cursor: Cursor) -> list[ServerSentEvent]:
+    """The events for one poll, advancing the cursor. Snapshot events carry no id, so the browser's
     Last-Event-ID stays the metrics cursor."""
-    frames: list[str] = []
+    frames: list[ServerSentEvent] = []
     job = result.job
     state = (job.status, job.progress, job.iteration, job.cancel_requested, job.error, job.warning)
     if state != cursor.job_state:
@@ -126,45 +130,39 @@ def render(result: Poll, cursor: Cursor) -> list[str]:
     return frames
 
 
-async def stream(job_id: uuid.UUID, request: Request, after: int, client: str) -> AsyncIterator[str]:
+async def stream(job_id: uuid.UUID, after: int, client: str) -> AsyncIterator[ServerSentEvent]:
+    """The events until the job ends or MAX_STREAM_S pass. A client that goes away cancels this generator
+    (sse-starlette), which gives back its slot and subscription."""
     cursor = Cursor(after=after)
     # On reconnect a snapshot at the cursor's own iteration may have been written after its metrics row:
     # resend from the cursor inclusive; the client ignores a snapshot iteration it already shows.
     snapshots_from = max(after, 0)
     with hub.slot(client), hub.subscribe(str(job_id)) as changed:
-        yield f"retry: {RETRY_MS}\n\n"
-        started = last_sent = time.monotonic()
+        yield ServerSentEvent(retry=RETRY_MS, sep=SEP)
+        started = time.monotonic()
         while True:
             changed.clear()
             result = await to_thread.run_sync(poll, job_id, cursor, snapshots_from)
-            frames = render(result, cursor)
+            for frame in render(result, cursor):
+                yield frame
             if result.finished:
-                yield "".join(frames) + sse("end", {"status": result.job.status})
+                yield sse("end", {"status": result.job.status})
                 return
-            now = time.monotonic()
-            if frames:
-                last_sent = now
-                yield "".join(frames)
-            elif now - last_sent >= HEARTBEAT_S:
-                last_sent = now
-                yield ": keep-alive\n\n"
-            if now - started >= MAX_STREAM_S or await request.is_disconnected():
+            if time.monotonic() - started >= MAX_STREAM_S:
                 return
             await asyncio.sleep(MIN_GAP_S)
-            quiet = min(get_settings().event_fallback_s, max(0.0, HEARTBEAT_S - (time.monotonic() - last_sent)))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), quiet)
+                await asyncio.wait_for(changed.wait(), get_settings().event_fallback_s)
 
 
-@router.get("/{job_id}/events", response_class=StreamingResponse,
+@router.get("/{job_id}/events", response_class=EventSourceResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def job_events(job_id: uuid.UUID, request: Request,
-                     last_event_id: str | None = Header(default=None)) -> StreamingResponse:
+                     last_event_id: str | None = Header(default=None)) -> EventSourceResponse:
     """Server-Sent Events for one job until it finishes: `job`, `metrics`, `snapshot`, then `end`.
     429 with Retry-After beyond the open streams allowed per client or per server."""
     client = RateLimit.client(request.scope)
     hub.check(client)
     await to_thread.run_sync(store.get, job_id)  # an unknown job is a 404 problem, not an empty stream
-    return StreamingResponse(stream(job_id, request, parse_last_event_id(last_event_id), client),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return EventSourceResponse(stream(job_id, parse_last_event_id(last_event_id), client), ping=HEARTBEAT_S,
+                               sep=SEP, headers={"Cache-Control": "no-cache"})
