@@ -29,10 +29,10 @@ def api_key() -> str | None:
 
 
 class Api:
-    def __init__(self, base_url: str | None = None, key: str | None = None) -> None:
+    def __init__(self, base_url: str | None = None, key: str | None = None, timeout: float = TIMEOUT_S) -> None:
         self.base_url = (base_url or get_settings().url).rstrip("/")
         key = key if key is not None else api_key()
-        self.http = httpx.Client(base_url=self.base_url, timeout=TIMEOUT_S,
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout,
                                  headers={"X-API-Key": key} if key else {})
 
     def __enter__(self) -> Self:

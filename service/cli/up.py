@@ -1,5 +1,6 @@
 """`ganserve up`: the API, a training worker and an evaluation worker (plus embedded PostgreSQL/Redis when no URLs
-are set). A process that dies is restarted with backoff; Ctrl-C stops all."""
+are set). A process that dies is restarted with backoff; Ctrl-C stops all. The terminal shows the URLs and one
+line per job (service/cli/board.py); each process's JSON log lines go to a file under settings.home/logs."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
 
+from service.cli.board import Board
+from service.cli.client import Api
 from service.cli.embedded import EmbeddedPostgres, EmbeddedRedis
 from service.jobs.queue import EVALUATION_QUEUE, QUEUE
 from service.jobs.status import JobStatus
@@ -27,6 +33,8 @@ DEMO_JOB = {"model": "mnist", "dataset": "mnist", "preset": "quick"}
 RESTART_MIN_S = 1.0
 RESTART_MAX_S = 30.0
 RESTART_RESET_S = 60.0
+# How long a stopping child may take before its whole process group is killed.
+STOP_TIMEOUT_S = 20.0
 
 
 @dataclass
@@ -36,15 +44,27 @@ class Child:
     name: str
     args: list[str]
     env: dict[str, str]
+    log_path: Path
+    # What asks it to stop. Celery workers get SIGQUIT, a cold shutdown: their main process ends the pool and
+    # hands running tasks back to the queue (a training job resumes from its checkpoint on the next start).
+    # SIGTERM to the whole group instead kills the pool processes under the main one, which then logs an
+    # ERROR with a WorkerLostError traceback.
+    stop_signal: int = signal.SIGTERM
     process: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
     started_at: float = 0.0
     delay_s: float = RESTART_MIN_S
     restart_at: float | None = None
     restarts: int = 0
 
     def start(self) -> None:
-        # Its own process group, so stopping it also stops its children (Celery's pool).
-        self.process = subprocess.Popen(self.args, env=self.env, start_new_session=True)
+        # Its own session: the terminal's Ctrl-C reaches only `ganserve up`, which stops the children in order;
+        # and a process group to kill with its children (Celery's pool) if one does not stop.
+        if self.log is None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log = open(self.log_path, "ab")  # noqa: SIM115 - held for the child's lifetimes, closed in stop
+        self.process = subprocess.Popen(self.args, env=self.env, stdin=subprocess.DEVNULL, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
         self.started_at = time.monotonic()
         self.restart_at = None
 
@@ -61,7 +81,7 @@ class Child:
             self.delay_s = RESTART_MIN_S
         self.restart_at = now + self.delay_s
         print(f"ganserve: the {self.name} (pid {self.process.pid}) exited with code {self.process.returncode}; "
-              f"restarting it in {self.delay_s:g} s", file=sys.stderr, flush=True)
+              f"restarting it in {self.delay_s:g} s (its log: {self.log_path})", file=sys.stderr, flush=True)
         self.delay_s = min(RESTART_MAX_S, self.delay_s * 2)
 
 
@@ -70,8 +90,10 @@ class Stack:
     children: list[Child] = field(default_factory=list)
     services: list[object] = field(default_factory=list)
 
-    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
-        child = Child(name, args, env)
+    log_dir: Path = field(default_factory=lambda: get_settings().home / "logs")
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str], stop_signal: int = signal.SIGTERM) -> Child:
+        child = Child(name, args, env, self.log_dir / f"{name.replace(' ', '-').lower()}.log", stop_signal)
         child.start()
         self.children.append(child)
         return child
@@ -82,16 +104,27 @@ class Stack:
             child.supervise(now)
 
     def stop(self) -> None:
-        running = [c.process for c in self.children if c.process is not None and c.process.poll() is None]
-        for process in running:
-            os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for process in running:
+        """Each child's main process is asked to stop (its stop_signal); whatever is left of its process group
+        when it has exited, or after STOP_TIMEOUT_S, is killed."""
+        started = [c for c in self.children if c.process is not None]
+        for child in started:
+            if child.process.poll() is None:  # type: ignore[union-attr]
+                child.process.send_signal(child.stop_signal)  # type: ignore[union-attr]
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for child in started:
+            process = child.process
+            assert process is not None
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                pass
+            try:
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            except ProcessLookupError:  # the group is empty: all stopped
+                pass
+            process.wait()
+            if child.log is not None:
+                child.log.close()
         for service in reversed(self.services):
             service.stop()  # type: ignore[attr-defined]
 
@@ -144,9 +177,12 @@ def worker_command(name: str, queue: str, concurrency: int) -> list[str]:
             "-n", f"{name}@%h", "-Q", queue, f"--concurrency={concurrency}", "--pool=prefork"]
 
 
-def wait_ready(base: str, timeout: float = 120.0) -> None:
+def wait_ready(base: str, api: Child, stopping: Callable[[], bool], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping():
+        if api.process is not None and api.process.poll() is not None:
+            raise RuntimeError(f"the API exited with code {api.process.returncode} before it was ready; "
+                               f"its log: {api.log_path}")
         try:
             with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
                 if r.status == 200:
@@ -154,7 +190,8 @@ def wait_ready(base: str, timeout: float = 120.0) -> None:
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"the API at {base} did not become ready within {timeout:.0f} s")
+    if not stopping():
+        raise RuntimeError(f"the API at {base} did not become ready within {timeout:.0f} s; its log: {api.log_path}")
 
 
 def queue_demo_job(base: str, api_key: str) -> None:
@@ -188,21 +225,29 @@ def up(host: str, port: int, demo: bool, workers: int = 1) -> int:
         start_backing_services(stack, env)
         api_key = ensure_api_key(env)
         base = f"http://{host}:{port}"
-        stack.spawn("API", api_command(host, port), env)
-        wait_ready(base)  # the API ran the migrations; workers start on an up-to-date schema
+        print(f"logs (JSON lines, one file per process): {stack.log_dir}", flush=True)
+        api = stack.spawn("API", api_command(host, port), env)
+        wait_ready(base, api, lambda: stopping)  # the API ran the migrations; workers start on an up-to-date schema
+        if stopping:
+            return 0
         for i in range(workers):
             stack.spawn(f"worker {i + 1}", worker_command(f"worker{i + 1}", QUEUE, settings.worker_concurrency),
-                        env)
+                        env, signal.SIGQUIT)
         # Scores never wait behind training: their own queue and worker.
-        stack.spawn("evaluation worker", worker_command("evaluation", EVALUATION_QUEUE, 1), env)
+        stack.spawn("evaluation worker", worker_command("evaluation", EVALUATION_QUEUE, 1), env, signal.SIGQUIT)
         if demo:
             queue_demo_job(base, api_key)
         print(f"\nganserve is up: gallery {base}/   samples {base}/samples?model=mnist&n=64   "
               f"API docs {base}/docs\nA process that dies is restarted; Ctrl-C stops everything.\n", flush=True)
-        while not stopping:
-            stack.supervise()  # a killed worker's job resumes from its checkpoint once it is back
-            time.sleep(0.5)
+        with Api(base, api_key, timeout=2.0) as client, Board(client) as board:
+            while not stopping:
+                stack.supervise()  # a killed worker's job resumes from its checkpoint once it is back
+                board.refresh()
+                time.sleep(0.5)
         return 0
+    except RuntimeError as exc:
+        print(f"ganserve: {exc}", file=sys.stderr, flush=True)
+        return 1
     finally:
         print("stopping ganserve…", flush=True)
         stack.stop()

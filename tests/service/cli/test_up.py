@@ -25,6 +25,10 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _read(path: Path) -> bytes:
+    return path.read_bytes() if path.exists() else b""
+
+
 def test_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("GANSERVE_DATABASE_URL", "GANSERVE_REDIS_URL")}
@@ -45,10 +49,11 @@ def test_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
                 time.sleep(0.5)
         assert ready, (tmp_path / "up.log").read_text()
         # Wait for the worker to be up too, then record every process the command started.
+        worker_log = tmp_path / "home" / "logs" / "worker-1.log"
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and b" ready." not in (tmp_path / "up.log").read_bytes():
+        while time.monotonic() < deadline and b" ready." not in _read(worker_log):
             time.sleep(0.5)
-        assert b" ready." in (tmp_path / "up.log").read_bytes(), (tmp_path / "up.log").read_text()
+        assert b" ready." in _read(worker_log), (tmp_path / "up.log").read_text()
         # pgserver's postgres is daemonized (not our child): find it by its data directory.
         seen = {p.pid for p in _descendants(up.pid)}
         seen |= {p.pid for p in psutil.process_iter(["cmdline"])
@@ -104,7 +109,9 @@ def test_a_worker_killed_under_up_is_restarted_and_its_job_finishes_once(tmp_pat
         return next((p for p in psutil.Process(up.pid).children() if "worker1@" in " ".join(p.cmdline())), None)
 
     try:
-        until(lambda: log_path.read_bytes().count(b" ready.") >= 2, 180, "both workers")
+        logs = tmp_path / "home" / "logs"
+        until(lambda: all(b" ready." in _read(logs / name) for name in ("worker-1.log", "evaluation-worker.log")),
+              180, "both workers")
         # Long enough to be still running when its worker is killed: these tiny nets train at hundreds of
         # iterations a second on an idle machine.
         body = {"model": "supervised", "preset": "quick", "iterations": 20000, "g_hidden": [32], "d_hidden": [16],
