@@ -3,6 +3,7 @@ per client and per server (429); a stream ends when its job does."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -97,3 +98,22 @@ def test_open_streams_are_capped_per_client_and_per_server(client: Any, monkeypa
         session.execute(text("UPDATE jobs SET status = 'cancelled' WHERE id = :id"), {"id": job_id})
     ended = client.get(f"/jobs/{job_id}/events")   # a finished job: one frame, then end, then closed
     assert ended.status_code == 200 and "event: end" in ended.text
+
+
+def test_a_client_that_goes_away_gives_its_stream_back(live_server: str) -> None:
+    """A closed connection ends its stream on the server at once, freeing its place under the per-client cap."""
+    job_id = _running_job("events-gone")
+    url = f"{live_server}/jobs/{job_id}/events"
+    cap = get_settings().event_streams_per_client
+    with httpx.Client(timeout=10) as http:
+        with contextlib.ExitStack() as streams:
+            assert _all_open(http, url, cap, streams)
+            assert http.get(url).status_code == 429         # the cap is reached: the check below can fail
+        _until(lambda: _all_open(http, url, cap), timeout=5)  # every place given back, or one is refused
+
+
+def _all_open(http: httpx.Client, url: str, n: int, streams: contextlib.ExitStack | None = None) -> bool:
+    """n streams opened at once (kept open in `streams`, else closed again); False if one is refused."""
+    with contextlib.ExitStack() as own:
+        held = streams or own
+        return all(held.enter_context(http.stream("GET", url)).status_code == 200 for _ in range(n))
