@@ -106,12 +106,12 @@ class Stack:
     def stop(self) -> None:
         """Each child's main process is asked to stop (its stop_signal); whatever is left of its process group
         when it has exited, or after STOP_TIMEOUT_S, is killed."""
-        started = [c for c in self.children if c.process is not None]
-        for child in started:
-            if child.process.poll() is None:  # type: ignore[union-attr]
-                child.process.send_signal(child.stop_signal)  # type: ignore[union-attr]
+        # Only those still running: a pid reaped earlier may since name someone else's group.
+        running = [c for c in self.children if c.process is not None and c.process.poll() is None]
+        for child in running:
+            child.process.send_signal(child.stop_signal)  # type: ignore[union-attr]
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        for child in started:
+        for child in running:
             process = child.process
             assert process is not None
             try:
@@ -123,6 +123,7 @@ class Stack:
             except ProcessLookupError:  # the group is empty: all stopped
                 pass
             process.wait()
+        for child in self.children:
             if child.log is not None:
                 child.log.close()
         for service in reversed(self.services):
