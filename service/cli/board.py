@@ -49,7 +49,7 @@ class Row:
             self.rate = None
         elif elapsed > 0 and done >= 0:  # a restarted run starts its iterations over: no reading then
             speed = done / elapsed
-            self.rate = speed if self.rate is None else (1 - RATE_SMOOTHING) * self.rate + RATE_SMOOTHING * speed
+            self.rate = speed if not self.rate else (1 - RATE_SMOOTHING) * self.rate + RATE_SMOOTHING * speed
         self.job, self.read_at = job, now
 
     def speed(self) -> str:
