@@ -6,8 +6,7 @@ should_stop hook), timed between two synchronisations; `graphed` captures one it
 a G-step) of the same engine in a CUDA graph and replays it, which removes the launch cost and shows what it is.
 
 The graphed figure is a speed ceiling, not a training mode: the replay repeats the captured minibatch rows and
-learning rate (both chosen on the CPU side), and the fused engine's dropout masks keep 205/256 of D's inputs
-instead of exactly 0.8, because the exact rule redraws some bytes in a loop whose length the CPU must read.
+learning rate (both chosen on the CPU side).
 """
 
 from __future__ import annotations
@@ -72,10 +71,7 @@ def plain_rate(config: TrainConfig, data: np.ndarray, device: torch.device, seco
 
 
 def _graphable(engine: Engine) -> Engine:
-    """The engine with its CPU-side waits removed (see the module's docstring)."""
-    if isinstance(engine, FusedEngine):
-        dp = engine.dp
-        dp.thresholds = [(round(t * 256 / a), 256) if 0 < a < 256 else (t, a) for t, a in dp.thresholds]
+    """The engine made capturable: autocast without its cast cache (see below)."""
     if isinstance(engine, AutogradEngine):
         config = engine.config
         # Autocast's cast cache would hold tensors from outside the graph's memory pool.

@@ -25,7 +25,7 @@ import time
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 
 from service.db import blobs
 from service.db.engine import session_scope
@@ -59,18 +59,9 @@ def redispatch_stale() -> int:
     """Running jobs whose worker stopped heartbeating. The UPDATE, the sends and the commit share one
     transaction: a send that fails rolls the fence back, so the next pass tries again."""
     timeout = _seconds(get_settings().lease_timeout_s)
-    with session_scope() as session:
-        rows = session.execute(
-            update(Job).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < func.now() - timeout,
-                              Job.updated_at < func.now() - timeout)
-            .values(updated_at=func.now()).returning(Job.id, Job.kind)
-            .execution_options(synchronize_session=False)).all()
-        for job_id, kind in rows:
-            with logs.job_context(job_id):
-                log.warning("re-dispatching a job whose worker stopped heartbeating")
-            enqueue(job_id, kind)
-    _count("stale", len(rows))
-    return len(rows)
+    return _redispatch("stale", "re-dispatching a job whose worker stopped heartbeating",
+                       Job.status == JobStatus.RUNNING, Job.heartbeat_at < func.now() - timeout,
+                       Job.updated_at < func.now() - timeout)
 
 
 def redispatch_lost() -> int:
@@ -86,15 +77,21 @@ def redispatch_lost() -> int:
     missing = [uuid.UUID(j) for j in missing_from_broker([str(j) for j in candidates], delivered_after)]
     if not missing:
         return 0
+    return _redispatch("lost", "re-dispatching a queued job the broker lost", old_enough, Job.id.in_(missing))
+
+
+def _redispatch(reason: str, message: str, *where: ColumnElement[bool]) -> int:
+    """Send the jobs matching `where` to the broker again, touching updated_at in the same transaction (the
+    fence against a second pass); returns how many, counted under `reason`."""
     with session_scope() as session:
         rows = session.execute(
-            update(Job).where(old_enough, Job.id.in_(missing)).values(updated_at=func.now())
-            .returning(Job.id, Job.kind).execution_options(synchronize_session=False)).all()
+            update(Job).where(*where).values(updated_at=func.now()).returning(Job.id, Job.kind)
+            .execution_options(synchronize_session=False)).all()
         for job_id, kind in rows:
             with logs.job_context(job_id):
-                log.warning("re-dispatching a queued job the broker lost")
+                log.warning(message)
             enqueue(job_id, kind)
-    _count("lost", len(rows))
+    _count(reason, len(rows))
     return len(rows)
 
 

@@ -25,14 +25,19 @@ def _listening(job_id: uuid.UUID) -> int:
                                   {"name": f"ganserve-cancel-{job_id}", "q": f'LISTEN "{CANCEL}"'}) or 0)
 
 
+def _queued_job(model: str) -> uuid.UUID:
+    """A queued training job written straight to the table (no broker message: the test claims it itself)."""
+    job_id = uuid.uuid4()
+    with session_scope() as session:
+        session.add(Job(id=job_id, kind="train", model_name=model, dataset="mnist", config={"preset": "quick"},
+                        status=JobStatus.QUEUED, progress=0.0, iteration=0, attempts=0, cancel_requested=False))
+    return job_id
+
+
 def test_a_cancel_reaches_the_running_job_within_a_poll_not_a_heartbeat(stack: None,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(get_settings(), "heartbeat_s", 30.0)         # the next beat is far away
-    job_id = uuid.uuid4()
-    with session_scope() as session:
-        session.add(Job(id=job_id, kind="train", model_name="lease-cancel", dataset="mnist",
-                        config={"preset": "quick"}, status=JobStatus.QUEUED, progress=0.0, iteration=0, attempts=0,
-                        cancel_requested=False))
+    job_id = _queued_job("lease-cancel")
     lease = claim(job_id)
     assert lease is not None
     with lease.heartbeating():
@@ -60,11 +65,7 @@ def test_an_unexpected_failure_leaves_words_for_the_user_and_the_details_in_the_
         stack: None, caplog: pytest.LogCaptureFixture) -> None:
     from worker.leases import run_leased
 
-    job_id = uuid.uuid4()
-    with session_scope() as session:
-        session.add(Job(id=job_id, kind="train", model_name="lease-error", dataset="mnist",
-                        config={"preset": "quick"}, status=JobStatus.QUEUED, progress=0.0, iteration=0, attempts=0,
-                        cancel_requested=False))
+    job_id = _queued_job("lease-error")
     lease = claim(job_id)
     assert lease is not None
 

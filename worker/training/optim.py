@@ -47,8 +47,10 @@ def momentum(config: TrainConfig, update: int) -> float:
 
 def _zeros_as(p: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     """Zeros with p's strides: the fused passes pad each row to a cache line (worker/training/passes.py's
-    padded), which zeros_like would not keep."""
-    return torch.empty_strided(p.size(), p.stride(), dtype=dtype or p.dtype, device=p.device).zero_()
+    padded), which zeros_like would not keep. A padded p's padding is allocated too (see _whole_rows)."""
+    if p.is_contiguous():
+        return torch.zeros_like(p, dtype=dtype)
+    return _whole_rows(p).new_zeros(_whole_rows(p).shape, dtype=dtype)[:, :p.shape[1]]
 
 
 class _LowPrecisionGrads:
@@ -59,12 +61,19 @@ class _LowPrecisionGrads:
         self.params = params
         self.bufs: dict[tuple[int, torch.dtype], Tensor] = {}
 
+    def _buf(self, layer: int, dtype: torch.dtype) -> Tensor:
+        if (layer, dtype) not in self.bufs:
+            self.bufs[layer, dtype] = _zeros_as(self.params[layer], dtype)
+        return self.bufs[layer, dtype]
+
     def product(self, layer: int, g: Tensor, a: Tensor) -> Tensor:
         """g.T @ a in g's dtype, written into the layer's buffer."""
-        key = (layer, g.dtype)
-        if key not in self.bufs:
-            self.bufs[key] = _zeros_as(self.params[layer], g.dtype)
-        return torch.mm(g.t(), a, out=self.bufs[key])
+        return torch.mm(g.t(), a, out=self._buf(layer, g.dtype))
+
+    def product_fp32(self, layer: int, g: Tensor, a: Tensor) -> Tensor:
+        """g.T @ a in g's dtype, widened into the layer's fp32 buffer (a reused one: a fresh block per update
+        would be page-faulted in again each time)."""
+        return self._buf(layer, torch.float32).copy_(self.product(layer, g, a))
 
 
 class Momentum:
@@ -80,6 +89,7 @@ class Momentum:
         self.inc = [_zeros_as(p) for p in params]
         self.low = _LowPrecisionGrads(params)
         self.lr = self.mu = 0.0
+        self.grad_scale = torch.ones((), device=params[0].device)          # 1 / (lr * scale), set per use
 
     def begin(self, lr: float, mu: float) -> None:
         self.lr, self.mu = lr, mu
@@ -96,8 +106,14 @@ class Momentum:
             inc.addmm_(g.t(), a, beta=self.mu, alpha=-self.lr * scale)
             self.params[layer].add_(inc)
         else:                                          # bf16 product, fp32 increments and weights
-            inc.mul_(self.mu).add_(self.low.product(layer, g, a), alpha=-self.lr * scale)
-            self.params[layer].add_(inc)
+            step = self.lr * scale
+            # The rule in one pass: torch's fused SGD does buf = mu*buf + g'; theta -= lr'*buf. With buf = inc,
+            # g' = -step*grad (maximize negates, grad_scale divides) and lr' = -1, that is exactly the rule above.
+            # It reads each tensor as contiguous: the packed layers' whole padded rows (see Adam).
+            grad = _whole_rows(self.low.product_fp32(layer, g, a))
+            torch._fused_sgd_([_whole_rows(self.params[layer])], [grad], [_whole_rows(inc)], weight_decay=0.0,
+                              momentum=self.mu, lr=-1.0, dampening=0.0, nesterov=False, maximize=True,
+                              is_first_step=False, grad_scale=self.grad_scale.fill_(1.0 / step if step else math.inf))
 
     def step(self) -> None:
         """Nothing left to do: apply() / sink() have updated every tensor."""

@@ -6,8 +6,8 @@ only the products Algorithm 1 needs (no weight gradients in the step that does n
 gradient into the data). Each weight gradient goes to a `Sink`, which can fuse the optimizer's update into the
 matrix product (worker/training/optim.py). ganserve bench train measures what this buys over autograd.
 
-D's dropout masks are drawn here with their own rule (uniform random bytes against a threshold, see
-DiscriminatorPass), cheaper than Bernoulli draws into fresh tensors; so for one seed the fused and the
+D's dropout masks are drawn here with their own rule (uniform random 8- or 16-bit words against a threshold, see
+_mask_rule), several times cheaper than Bernoulli draws; so for one seed the fused and the
 autograd engine (models.nets.common.dropout) draw the same first minibatch and z, then other masks.
 """
 
@@ -27,12 +27,12 @@ from models.nets.mlp import Discriminator, Generator
 Sink = Callable[[int, Tensor, Tensor, float], None]
 
 
-def _byte_rule(keep: float) -> tuple[int, int] | None:
-    """(t, a) with keep = t / a exactly and a <= 256 the largest multiple of keep's denominator, or None."""
-    for q in range(1, 257):
-        if abs(keep * q - round(keep * q)) < 1e-9:
-            return round(keep * (256 // q * q)), 256 // q * q
-    return None
+def _mask_rule(keep: float) -> tuple[int, int]:
+    """(bits, t): an entry is kept when its uniform random `bits`-bit word u (as a signed integer) is < t.
+    8 bits where keep * 256 is an integer (0.5: t = 128 - 128), so P(keep) = keep exactly; else 16 bits with
+    P(keep) = round(keep * 2^16) / 2^16, within 2^-17 of keep (torch's own Bernoulli draws are float32)."""
+    bits = 8 if abs(keep * 256 - round(keep * 256)) < 1e-9 else 16
+    return bits, round(keep * 2**bits) - 2 ** (bits - 1)
 
 
 ROW_ALIGN = 64  # bytes: rows of n + 1 numbers start on cache lines, or MKL's GEMM slows by up to a third
@@ -147,15 +147,11 @@ class DiscriminatorPass(_Pass):
         # product's alpha = 1/keep_i scales the kept inputs and leaves the bias as it is.
         self.inputs = [self.augmented(rows, n, k) for n, k in zip(ins, self.keeps, strict=True)]
         self.masks = [self.buf(rows, n) if k < 1.0 else None for n, k in zip(ins, self.keeps, strict=True)]
-        # Dropout draws: keep entry ⇔ u < t for u uniform random bits, exactly Bernoulli(keep) when keep = t/a
-        # with a <= 256: u is a uniform byte, bytes >= a are redrawn (0.5: t/a = 128/256, 0.8: 204/255);
-        # otherwise u is a uniform int32 and t = keep * 2^32 - 2^31 (P = keep to within 2^-32).
-        rules = [_byte_rule(k) for k in self.keeps]
-        self.bits = [8 if rule else 32 for rule in rules]
-        self.thresholds = [rule if rule else (min(round(k * 2**32) - 2**31, 2**31 - 1), 0)
-                           for k, rule in zip(self.keeps, rules, strict=True)]
-        self.words = [self.buf(-(-rows * n * b // 64), dtype=torch.int64)      # 64 random bits each
-                      for n, b in zip(ins, self.bits, strict=True)]
+        # Dropout draws: keep an entry when its random word u (8 or 16 uniform bits, see _mask_rule) is < t.
+        # A fixed number of bits per entry and no redraws: no data-dependent work (nor a device sync on a GPU).
+        self.rules = [_mask_rule(k) for k in self.keeps]
+        self.words = [self.buf(-(-rows * n * bits // 64), dtype=torch.int64)   # 64 random bits each
+                      for n, (bits, _) in zip(ins, self.rules, strict=True)]
         self.pre = [self.buf(rows, lin.out_features) for lin in d.linears[:-1]]  # (rows, pieces*units)
         self.h = [self.buf(rows, u) for u in self.units]                          # maxout outputs
         self.gpre = [self.buf(rows, lin.out_features) for lin in d.linears[:-1]]
@@ -169,8 +165,9 @@ class DiscriminatorPass(_Pass):
         if r not in self._views:
             layers = []
             for i, n in enumerate(lin.in_features for lin in self.linears):
-                words = self.words[i][: -(-r * n * self.bits[i] // 64)]
-                u = words.view(torch.uint8 if self.bits[i] == 8 else torch.int32)[: r * n].view(r, n)
+                bits = self.rules[i][0]
+                words = self.words[i][: -(-r * n * bits // 64)]
+                u = words.view(torch.int8 if bits == 8 else torch.int16)[: r * n].view(r, n)
                 mask = self.masks[i]
                 hidden = i < len(self.linears) - 1
                 pre = self.pre[i][:r] if hidden else self.logits[:r]
@@ -187,16 +184,7 @@ class DiscriminatorPass(_Pass):
         v = self.views(r)[i]
         assert v.mask is not None
         v.words.random_(-(2**63), None, generator=self.gen)                       # uniform over all 64 bits
-        t, a = self.thresholds[i]
-        mask = torch.lt(v.u, t, out=v.mask)
-        if 0 < a < 256:                                                           # redraw the bytes >= a
-            flat = mask.view(-1)
-            redo = torch.nonzero(v.u.reshape(-1) >= a).squeeze(1)
-            while redo.numel():
-                u = torch.randint(0, 256, (redo.numel(),), generator=self.gen, device=flat.device, dtype=torch.uint8)
-                flat[redo] = (u < t).to(flat.dtype)
-                redo = redo[u >= a]
-        return mask
+        return torch.lt(v.u, self.rules[i][1], out=v.mask)      # a float mask: float * bool is a slow path
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (r, 1) of the r inputs x (r, D) with fresh dropout masks; x may be self.inputs[0][:r, :-1]."""
@@ -249,7 +237,7 @@ class _LayerRows:
     a: Tensor               # (r, n + 1) layer input with its constant column
     a_in: Tensor            # (r, n) the input part
     words: Tensor           # random words for the mask
-    u: Tensor               # (r, n) their bits, as uint8 or int32
+    u: Tensor               # (r, n) their bits, as int8 or int16
     mask: Tensor | None     # (r, n) 0/1
     pre: Tensor             # (r, out) pre-activations (the logits for the last layer)
     pre3: Tensor            # (r, pieces, units) view of pre

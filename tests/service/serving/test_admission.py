@@ -27,12 +27,16 @@ def _problem(response: Any, status: int) -> dict[str, Any]:
     return response.json()
 
 
+def _cost_budget(monkeypatch: pytest.MonkeyPatch, burst: int) -> None:
+    """Each client's cost bucket holds `burst` units, refilled slowly (1000 a second), starting full."""
+    monkeypatch.setattr(get_settings(), "sample_cost_per_s", 1000.0)
+    monkeypatch.setattr(get_settings(), "sample_cost_burst", burst)
+    monkeypatch.setattr(admission.admission, "buckets", admission.TokenBuckets())
+
+
 def test_a_client_is_charged_by_cost_not_by_request(client: Any, costly: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = get_settings()
-    monkeypatch.setattr(settings, "sample_cost_per_s", 1000.0)
-    monkeypatch.setattr(settings, "sample_cost_burst", 64 * MNIST_VALUES)
-    monkeypatch.setattr(admission.admission, "buckets", admission.TokenBuckets())
+    _cost_budget(monkeypatch, burst=64 * MNIST_VALUES)
     assert client.get("/samples", params={"model": costly, "n": 64}).status_code == 200   # the whole burst
     refused = client.get("/samples", params={"model": costly, "n": 1})
     problem = _problem(refused, 429)
@@ -45,10 +49,7 @@ def test_a_client_is_charged_by_cost_not_by_request(client: Any, costly: str,
 
 def test_neighbours_cost_a_search_of_the_training_set(client: Any, costly: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = get_settings()
-    monkeypatch.setattr(settings, "sample_cost_per_s", 1000.0)
-    monkeypatch.setattr(settings, "sample_cost_burst", 100 * MNIST_VALUES)
-    monkeypatch.setattr(admission.admission, "buckets", admission.TokenBuckets())
+    _cost_budget(monkeypatch, burst=100 * MNIST_VALUES)
     assert client.get("/samples", params={"model": costly, "n": 1}).status_code == 200
     # 2 x 784 values alone would fit what is left; the search through the training rows does not.
     problem = _problem(client.get("/samples", params={"model": costly, "n": 2, "neighbors": "true"}), 429)

@@ -63,7 +63,7 @@ def test_bf16_passes_are_close_to_fp32() -> None:
         assert rel < 0.1, key
 
 
-@pytest.mark.parametrize("keep", [0.8, 0.5, 0.3, 0.123456789])         # bytes, redrawn bytes, 32 bits
+@pytest.mark.parametrize("keep", [0.8, 0.5, 0.3, 0.123456789])         # 16 bits, 8 bits, 16 bits, 16 bits
 def test_dropout_masks_keep_with_the_configured_probability(keep: float) -> None:
     config = TINY.replace(d_input_keep=keep)
     d = build_discriminator(config, 500)
