@@ -340,3 +340,22 @@ def test_a_delete_waits_for_a_registration_on_the_dataset_and_then_refuses(clien
     with session_scope() as session:                      # leave no fake version for later tests
         session.query(ModelVersion).filter_by(name="held-model").delete()
     store.delete("held")
+
+
+def test_scores_of_an_unlabelled_upload_use_random_features(client: Any, worker: Any) -> None:
+    created = upload(client, "scored-set", zip_of(images(40)), seed=2, test_fraction=0.2)
+    assert created.status_code == 201, created.text
+    trained = client.post("/jobs", json={"model": "scored-upload", "dataset": "scored-set", **TINY})
+    assert wait_for_job(client, trained.json()["id"])["status"] == "succeeded"
+    asked = client.post("/scores", params={"model": "scored-upload"})
+    assert asked.status_code == 202, asked.text
+    assert wait_for_job(client, asked.json()["job"]["id"], timeout=300)["status"] == "succeeded"
+    body = client.get("/scores", params={"model": "scored-upload"}).json()
+    assert body["space"].startswith("random projection of the pixels (192 -> 128")
+    assert body["n_test"] == created.json()["counts"]["test"] == 8
+    assert body["fd"] > 0 and body["kid"] is not None and 0 <= body["precision"] <= 1 and 0 <= body["recall"] <= 1
+    assert body["class_histogram"] is None and body["classes_covered"] is None and body["classifier"] is None
+    assert body["reference"]["fd"] >= 0 and body["reference"]["precision"] is not None
+    classifier_jobs = [j for j in client.get("/jobs", params={"limit": 1000}).json() if j["kind"] == "classifier"
+                       and j["dataset"] == "scored-set"]
+    assert classifier_jobs == []
