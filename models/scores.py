@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 PR_K = 3                 # Kynkäänniemi et al.'s k
 COVERED_SHARE = 0.25     # a class counts as covered at a quarter of its test share or more
@@ -26,6 +27,11 @@ _KL_EPS = 1e-10          # an empty sample class contributes log(p / eps) instea
 
 BLOCK = 1000             # rows per distance block: (BLOCK, n) float32 scratch, 40 MB at n = 10,000
 _GROUPS = 100            # column groups whose minima bound each row's k-th smallest distance
+_MAX_CANDIDATES = 64     # values under that bound per row past which a plain partition is faster
+# The scores' BLAS calls run on one thread: OpenBLAS's threads busy-wait for each other, so on a shared machine
+# one descheduled thread stalls every GEMM (all scores of a version: 1.4 s on one thread, 3.7 s on two, at a
+# load average of 5.8 on 2 cores).
+_BLAS_THREADS = 1
 
 
 def moments(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,17 +64,13 @@ def fd(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _kernel_sum(p: np.ndarray, q: np.ndarray) -> float:
-    """The sum over all pairs of the cubic kernel (p_i·q_j / d + 1)³, expanded as Σh³ + 3Σh² + 3Σh + m n with
-    h = p qᵀ / d: Σh and Σh² come from d-sized sums and (d, d) products, so only Σh³ needs the (m, n) block."""
-    d = p.shape[1]
-    g = p @ q.T                                                   # h = g / d: scaled in the sums, not per entry
-    g2 = g * g
-    cubes = (float(np.vdot(g2, g)) if g.dtype == np.float64 else float(np.multiply(g2, g, out=g2).sum())) / d ** 3
-    pp = (p.T @ p).astype(np.float64)
-    qq = pp if q is p else (q.T @ q).astype(np.float64)
-    squares = float(np.vdot(pp, qq)) / (d * d)                    # Σ (p_i·q_j)² = <pᵀp, qᵀq>
-    linear = float(p.sum(0, dtype=np.float64) @ q.sum(0, dtype=np.float64)) / d
-    return cubes + 3.0 * squares + 3.0 * linear + len(p) * len(q)
+    """The sum over all pairs of the cubic kernel (p_i·q_j / d + 1)³: one GEMM, then in place on its block."""
+    t = p @ q.T
+    t *= 1.0 / p.shape[1]
+    t += 1.0
+    cube = t * t
+    cube *= t
+    return float(cube.sum())
 
 
 def _within_mean(x: np.ndarray) -> float:
@@ -120,45 +122,56 @@ def _kth_smallest(t: np.ndarray, k: int) -> np.ndarray:
     width = n // groups
     minima = t[:, :groups * width].reshape(rows, width, groups).min(axis=1)     # group g: columns g, g + groups, …
     bound = np.partition(minima, k, axis=1)[:, k]
-    r, c = np.nonzero(t <= bound[:, None])        # row-major: r ascending, at least k + 1 per row
+    under = t <= bound[:, None]                   # at least k + 1 per row
+    if np.count_nonzero(under) > _MAX_CANDIDATES * rows:
+        return np.partition(t, k, axis=1)[:, k]   # ties everywhere (a collapsed generator's copies)
+    r, c = np.nonzero(under)                      # row-major: r ascending
     values = t[r, c]
     ordered = values[np.lexsort((values, r))]
     starts = np.concatenate(([0], np.cumsum(np.bincount(r, minlength=rows))[:-1]))
     return ordered[starts + k]
 
 
+def _augmented(x: np.ndarray, column: np.ndarray) -> np.ndarray:
+    """[x, column]: one GEMM with a side multiplied by [y, 1] adds `column` to every product (no extra pass)."""
+    return np.concatenate([x, column[:, None].astype(x.dtype)], axis=1)
+
+
 def knn_radii(x: np.ndarray, k: int = PR_K, block: int = BLOCK) -> np.ndarray:
-    """Squared distance of each row of x (float32 by default) to its k-th nearest other row; distances
-    ||a||² + ||b||² - 2 a·b from one GEMM per block of rows."""
+    """Squared distance of each row of x (float32 by default) to its k-th nearest other row: per block of rows,
+    one GEMM gives |b|² - 2 a·b for every pair ([-2a, 1]·[b, |b|²]), then the row's |a|² is added to the k-th
+    smallest."""
     norms = np.einsum("ij,ij->i", x, x)
+    left, right = _augmented(-2.0 * x, np.ones(len(x))), _augmented(x, norms)
     radii = np.empty(len(x), dtype=x.dtype)
     scratch = np.empty((min(block, len(x)), len(x)), dtype=x.dtype)
     for start in range(0, len(x), block):
-        rows = x[start:start + block]
-        t = np.matmul(rows, x.T, out=scratch[:len(rows)])
-        t *= -2.0
-        t += norms[None, :]
-        radii[start:start + block] = _kth_smallest(t, k) + norms[start:start + block]  # index 0: the row itself
+        rows = slice(start, start + block)
+        t = np.matmul(left[rows], right.T, out=scratch[:len(left[rows])])
+        radii[rows] = _kth_smallest(t, k) + norms[rows]              # index 0: the row itself
     return np.maximum(radii, 0.0, out=radii)
 
 
 def _manifold_hits(real: np.ndarray, fake: np.ndarray, real_radii: np.ndarray, fake_radii: np.ndarray,
                    block: int) -> tuple[np.ndarray, np.ndarray]:
-    """(whether each fake row lies in some real row's ball, whether each real row lies in some fake row's ball),
-    both from one GEMM per block of fake rows: |f - c|² <= r_c  ⇔  |c|² - r_c - 2 f·c <= -|f|²."""
+    """(whether each fake row lies in some real row's ball, whether each real row lies in some fake row's ball).
+    With o_f = |f|² - r_f and o_c = |c|² - r_c, let w_fc = o_f + o_c - 2 f·c, so that |f - c|² - r_c =
+    w_fc - o_f + |f|²: f is inside some real ball iff min_c w_fc <= o_f - |f|², and c inside some fake ball iff
+    min_f w_fc <= o_c - |c|². One GEMM per block of fake rows gives w ([-2f, o_f, 1]·[c, 1, o_c]); its row
+    minima decide precision, its column minima recall."""
     real_norms, fake_norms = np.einsum("ij,ij->i", real, real), np.einsum("ij,ij->i", fake, fake)
     real_offsets, fake_offsets = real_norms - real_radii, fake_norms - fake_radii
+    left = _augmented(_augmented(-2.0 * fake, fake_offsets), np.ones(len(fake)))
+    right = _augmented(_augmented(real, np.ones(len(real))), real_offsets)
     fake_in = np.empty(len(fake), dtype=bool)
-    nearest_fake = np.full(len(real), np.inf, dtype=real.dtype)   # min over fake of |f|² - r_f - 2 f·c
-    scratch = np.empty((2, min(block, len(fake)), len(real)), dtype=real.dtype)
+    column_min = np.full(len(real), np.inf, dtype=real.dtype)
+    scratch = np.empty((min(block, len(fake)), len(real)), dtype=real.dtype)
     for start in range(0, len(fake), block):
         rows = slice(start, start + block)
-        t, u = np.matmul(fake[rows], real.T, out=scratch[0, :len(fake[rows])]), scratch[1, :len(fake[rows])]
-        t *= -2.0
-        fake_in[rows] = np.add(t, real_offsets[None, :], out=u).min(axis=1) <= -fake_norms[rows]
-        t += fake_offsets[rows, None]
-        np.minimum(nearest_fake, t.min(axis=0), out=nearest_fake)
-    return fake_in, nearest_fake <= -real_norms
+        w = np.matmul(left[rows], right.T, out=scratch[:len(left[rows])])
+        fake_in[rows] = w.min(axis=1) <= fake_offsets[rows] - fake_norms[rows]
+        np.minimum(column_min, w.min(axis=0), out=column_min)
+    return fake_in, column_min <= real_offsets - real_norms
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_K, block: int = BLOCK,
@@ -235,10 +248,11 @@ class Reference:
 def reference(real: np.ndarray, n_fake: int, seed: int = 0) -> Reference:
     """The Reference of `real` for samples of n_fake rows."""
     x = np.asarray(real, dtype=np.float32)
-    mean, cov = moments(x)
     size = _kid_size(n_fake, len(x), KID_SUBSET_SIZE)
-    return Reference(features=x, mean=mean, cov=cov, radii=knn_radii(x), kid_size=size, seed=seed,
-                     kid_within=kid_within(x, KID_SUBSETS, size, seed))
+    with threadpool_limits(limits=_BLAS_THREADS, user_api="blas"):
+        mean, cov = moments(x)
+        return Reference(features=x, mean=mean, cov=cov, radii=knn_radii(x), kid_size=size, seed=seed,
+                         kid_within=kid_within(x, KID_SUBSETS, size, seed))
 
 
 def feature_scores(fake: np.ndarray, real: Reference, timings: dict[str, float] | None = None) -> FeatureScores:
@@ -246,12 +260,13 @@ def feature_scores(fake: np.ndarray, real: Reference, timings: dict[str, float] 
     receives the seconds of each."""
     x = np.asarray(fake, dtype=np.float32)
     same_size = real.kid_size == _kid_size(len(x), len(real.features), KID_SUBSET_SIZE)
-    t0 = time.perf_counter()
-    distance = frechet(moments(x), (real.mean, real.cov))
-    t1 = time.perf_counter()
-    mean, std = kid(x, real.features, seed=real.seed, b_within=real.kid_within if same_size else None)
-    t2 = time.perf_counter()
-    precision, recall = precision_recall(real.features, x, real_radii=real.radii)
+    with threadpool_limits(limits=_BLAS_THREADS, user_api="blas"):
+        t0 = time.perf_counter()
+        distance = frechet(moments(x), (real.mean, real.cov))
+        t1 = time.perf_counter()
+        mean, std = kid(x, real.features, seed=real.seed, b_within=real.kid_within if same_size else None)
+        t2 = time.perf_counter()
+        precision, recall = precision_recall(real.features, x, real_radii=real.radii)
     if timings is not None:
         timings.update(fd=t1 - t0, kid=t2 - t1, precision_recall=time.perf_counter() - t2)
     return FeatureScores(fd=distance, kid=mean, kid_std=std, precision=precision, recall=recall)

@@ -79,9 +79,11 @@ def test_class_statistics() -> None:
 def test_knn_radii_match_a_full_partition_with_ties() -> None:
     rng = np.random.default_rng(8)
     x = rng.integers(0, 4, size=(900, 3)).astype(np.float32)      # many equal distances and duplicate rows
-    sq = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    for k in (1, 3, 5):
-        assert np.array_equal(scores.knn_radii(x, k, block=128), np.partition(sq, k, axis=1)[:, k])
+    collapsed = np.repeat(x[:3], 300, axis=0)                    # every row has hundreds of exact copies
+    for rows in (x, collapsed):
+        sq = ((rows[:, None, :] - rows[None, :, :]) ** 2).sum(-1)
+        for k in (1, 3, 5):
+            assert np.array_equal(scores.knn_radii(rows, k, block=128), np.partition(sq, k, axis=1)[:, k])
 
 
 def test_feature_scores_against_a_kept_reference_match_the_direct_functions() -> None:
