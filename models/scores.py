@@ -23,14 +23,12 @@ COVERED_SHARE = 0.25     # a class counts as covered at a quarter of its test sh
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 _KL_EPS = 1e-10          # an empty sample class contributes log(p / eps) instead of infinity
-
-
 BLOCK = 1000             # rows per distance block: (BLOCK, n) float32 scratch, 40 MB at n = 10,000
 _GROUPS = 100            # column groups whose minima bound each row's k-th smallest distance
 _MAX_CANDIDATES = 64     # values under that bound per row past which a plain partition is faster
 # The scores' BLAS calls run on one thread: OpenBLAS's threads busy-wait for each other, so on a shared machine
-# one descheduled thread stalls every GEMM (all scores of a version: 1.4 s on one thread, 3.7 s on two, at a
-# load average of 5.8 on 2 cores).
+# one descheduled thread stalls every GEMM (FD, KID and precision/recall of 10,000 feature rows: 1.4 s on one
+# thread, 3.7 s on two, at a load average of 5.8 on 2 cores).
 _BLAS_THREADS = 1
 
 
@@ -100,8 +98,9 @@ def kid_within(b: np.ndarray, subsets: int, size: int, seed: int, dtype: type = 
 def kid(a: np.ndarray, b: np.ndarray, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE,
         seed: int = 0, dtype: type = np.float32, b_within: np.ndarray | None = None) -> tuple[float, float]:
     """(mean, std) of the unbiased MMD² over `subsets` random subsets of min(subset_size, n) rows of each.
-    The kernel blocks are float32 by default (sums in float64): float64 GEMMs take twice as long. b_within:
-    kid_within(b, ...) computed before (the test set's, kept per classifier version)."""
+    The kernel blocks are float32 by default (numpy's pairwise sums keep their totals to ~1e-7 relative):
+    float64 GEMMs take twice as long. b_within: kid_within(b, ...) computed before (the test set's, kept per
+    classifier version)."""
     x, y = np.asarray(a, dtype=dtype), np.asarray(b, dtype=dtype)
     size = _kid_size(len(x), len(y), subset_size)
     yy = kid_within(y, subsets, size, seed, dtype) if b_within is None else b_within
