@@ -91,7 +91,7 @@ def _kid_size(n_a: int, n_b: int, subset_size: int) -> int:
 
 def kid_within(b: np.ndarray, subsets: int, size: int, seed: int, dtype: type = np.float32) -> np.ndarray:
     """The within-set kernel mean of each of b's subsets (what `kid` needs of the real side)."""
-    y = np.asarray(b, dtype=dtype)
+    y: np.ndarray = np.asarray(b, dtype=dtype)
     return np.array([_within_mean(y[idx]) for idx in kid_subsets(len(y), subsets, size, seed + 1)])
 
 
@@ -101,7 +101,8 @@ def kid(a: np.ndarray, b: np.ndarray, subsets: int = KID_SUBSETS, subset_size: i
     The kernel blocks are float32 by default (numpy's pairwise sums keep their totals to ~1e-7 relative):
     float64 GEMMs take twice as long. b_within: kid_within(b, ...) computed before (the test set's, kept per
     classifier version)."""
-    x, y = np.asarray(a, dtype=dtype), np.asarray(b, dtype=dtype)
+    x: np.ndarray = np.asarray(a, dtype=dtype)
+    y: np.ndarray = np.asarray(b, dtype=dtype)
     size = _kid_size(len(x), len(y), subset_size)
     yy = kid_within(y, subsets, size, seed, dtype) if b_within is None else b_within
     values = [_within_mean(x[i]) + yy[s] - 2.0 * _kernel_sum(x[i], y[j]) / (size * size)
@@ -179,7 +180,8 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_K, block: i
     its k-th nearest real neighbour); recall: the share of real rows inside the fake manifold. Distances are
     float32 by default (radii and tests alike, so a row on a ball's edge is judged consistently). real_radii:
     knn_radii(real, k) computed before (the test set's, kept per classifier version)."""
-    r, f = np.asarray(real, dtype=dtype), np.asarray(fake, dtype=dtype)
+    r: np.ndarray = np.asarray(real, dtype=dtype)
+    f: np.ndarray = np.asarray(fake, dtype=dtype)
     radii = knn_radii(r, k, block) if real_radii is None else real_radii
     fake_in, real_in = _manifold_hits(r, f, radii, knn_radii(f, k, block), block)
     return float(fake_in.mean()), float(real_in.mean())

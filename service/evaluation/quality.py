@@ -112,8 +112,9 @@ def test_reference(features: Features | RandomFeatures, test: np.ndarray, space:
     reference = scores.reference(features(test)[0], N_SAMPLES)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    arrays: dict[str, Any] = reference.arrays()
     with partial.open("wb") as out:
-        np.savez(out, **reference.arrays())
+        np.savez(out, **arrays)
     os.replace(partial, path)       # atomic: a concurrent job reads the old state or the whole file
     return reference
 
@@ -182,6 +183,7 @@ def score(version: ModelVersion, classifier: Classifier | None, with_reference: 
         return ({**toy_scores(fake, test, version.dataset), "config": config},
                 {**toy_scores(real, test, version.dataset), "config": config} if with_reference else None)
     features: Features | RandomFeatures
+    about: dict[str, Any]
     if classifier is None:
         features = RandomFeatures(test.shape[1])
         hist, about, space = None, {"space": features.space}, features.space
