@@ -1,6 +1,9 @@
 """Sample-quality scores beside Parzen: distances between feature sets and class statistics (numpy only).
 
-Features are rows (n, d) of a domain classifier's penultimate layer (or raw points for the toys):
+Features are rows (n, d) of a domain classifier's penultimate layer (raw points for the toys, a random
+projection for images without labels). What the real (test) side contributes is a Reference, computed once and
+reused for every set of samples scored against it. Distances come from blocked float32 GEMMs
+(|a|² + |b|² - 2 a·b), never from (n, n, d) differences:
 - fd: the Fréchet distance between Gaussians fitted to two feature sets (FID with a domain classifier in
   place of Inception-v3, whose weights cannot be fetched here).
 - kid: the kernel inception distance, the unbiased MMD² with the cubic polynomial kernel

@@ -359,3 +359,22 @@ def test_scores_of_an_unlabelled_upload_use_random_features(client: Any, worker:
     classifier_jobs = [j for j in client.get("/jobs", params={"limit": 1000}).json() if j["kind"] == "classifier"
                        and j["dataset"] == "scored-set"]
     assert classifier_jobs == []
+
+
+def test_scores_of_a_labelled_upload_use_its_own_classifier(client: Any, worker: Any) -> None:
+    members = {f"set/{'dark' if i % 2 else 'bright'}/img{i:03d}.png": png(i) for i in range(40)}
+    created = upload(client, "scored-classes", zip_of(members), seed=2, test_fraction=0.25)
+    assert created.status_code == 201 and created.json()["label_names"] == ["bright", "dark"], created.text
+    trained = client.post("/jobs", json={"model": "scored-classes-gan", "dataset": "scored-classes", **TINY})
+    assert wait_for_job(client, trained.json()["id"])["status"] == "succeeded"
+    asked = client.post("/scores", params={"model": "scored-classes-gan"})
+    assert asked.status_code == 202, asked.text
+    assert wait_for_job(client, asked.json()["job"]["id"], timeout=300)["status"] == "succeeded"
+    body = client.get("/scores", params={"model": "scored-classes-gan"}).json()
+    assert body["classifier"]["version"] == 1 and body["space"].startswith("classifier v1")
+    assert body["n_classes"] == 2 and len(body["class_histogram"]) == 2 and body["n_test"] == 10
+    assert sum(body["test_histogram"]) == pytest.approx(1.0) and min(body["test_histogram"]) > 0  # both classes
+    assert 0 <= body["classes_covered"] <= 2
+    classifier_jobs = [j for j in client.get("/jobs", params={"limit": 1000}).json() if j["kind"] == "classifier"
+                       and j["dataset"] == "scored-classes"]
+    assert [j["status"] for j in classifier_jobs] == ["succeeded"]
