@@ -78,10 +78,10 @@ def _run(lease: Lease) -> None:
     train_y, _, test_y = datasets.load_labels(dataset, data_dir)
     if splits.test is None or test_y is None:
         raise NoLabels(f"dataset {dataset!r} has no labelled test split to measure its classifier on")
-    n = int(config["train_examples"]) or len(splits.train)
-    n_classes = int(max(train_y.max(), test_y.max())) + 1
+    n = min(int(config["train_examples"]) or len(splits.train), len(splits.train))
+    n_classes = len(datasets.label_names_of(dataset))
     fitted = fit(np.asarray(splits.train[:n]), train_y[:n], splits.image_shape, n_classes, int(config["epochs"]),
-                 min(int(config["held_out"]), n // 5), int(config["seed"]), progress)
+                 max(1, min(int(config["held_out"]), n // 5)), int(config["seed"]), progress)
     test_accuracy = accuracy(fitted.net, np.asarray(splits.test), test_y)
     blob = export(fitted.net, splits.train.shape[1])
     _check(blob, fitted.net, np.ascontiguousarray(splits.test[:64]))

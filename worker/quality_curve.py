@@ -31,7 +31,7 @@ class CurveScorer:
         self.z = noise((N_SAMPLES, config.latent_dim), config.noise_scale,
                        derived_generator(config.seed, _SCORE_NOISE_TAG))
         self.features = features
-        self.valid_features = features(valid)[0]
+        self.valid_moments = scores.moments(features(valid)[0])
         self.valid_hist = np.bincount(valid_labels, minlength=n_classes) / len(valid_labels)
 
     @classmethod
@@ -56,6 +56,6 @@ class CurveScorer:
                                   .reshape(len(self.z[i:i + _BATCH]), -1) for i in range(0, len(self.z), _BATCH)])
         fake_f, fake_p = self.features(samples)
         hist = scores.class_histogram(fake_p)
-        return {"valid_fd": scores.fd(fake_f, self.valid_features),
+        return {"valid_fd": scores.frechet(scores.moments(fake_f), self.valid_moments),
                 "valid_classes_covered": float(scores.classes_covered(hist, self.valid_hist)),
                 "valid_class_kl": scores.class_kl(hist, self.valid_hist)}

@@ -1,7 +1,7 @@
 """A scores job: the sample-quality scores of one model version (service/evaluation/quality.py computes them).
 
-Image datasets need their classifier first: the service queued its job before this one, and this job waits
-for it (heartbeating) and fails if it failed. One fenced transaction stores the scores (and, the first time
+Labelled image datasets need their classifier first: the service queued its job before this one, and this job
+waits for it (heartbeating) and fails if it failed. One fenced transaction stores the scores (and, the first time
 for a classifier version, the real-train reference row) and marks the job succeeded.
 """
 
@@ -56,7 +56,7 @@ def _run(lease: Lease) -> None:
                                                             ModelVersion.version == job.target_version))
     if version is None:
         raise EvaluationError(f"model {job.model_name!r} has no version {job.target_version}")
-    classifier = None if datasets.is_toy(version.dataset) else wait_for_classifier(lease, version.dataset)
+    classifier = wait_for_classifier(lease, version.dataset) if classifiers.needed(version.dataset) else None
     if lease.heartbeat(progress=0.1, force=True):
         raise Stopped()
     key = f"{REAL_TRAIN}:c{classifier.version}" if classifier else REAL_TRAIN

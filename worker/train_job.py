@@ -22,11 +22,11 @@ from service.db import blobs
 from service.db.blobs import best_key, checkpoint_key
 from service.db.engine import session_scope
 from service.db.tables import Job, JobMetric, JobSnapshot, ModelVersion, Sweep
-from service.evaluation import collapse, parzen, scores
+from service.evaluation import collapse, scores
 from service.jobs.status import JobStatus
 from service.serving.images import grid_png
 from service.settings import get_settings
-from service.versions import refs
+from service.versions import refs, sweep_settle
 from worker import figure1_store as toy_snapshot
 from worker import sweep_member
 from worker.export import Exported, export_encoder, export_generator
@@ -181,15 +181,14 @@ def run(lease: Lease) -> None:
                               hooks[-1].should_stop)
             encoder = export_encoder(e, outcome.generator, config, splits.image_shape, about)
         version = register(lease, job.model_name, config, splits, outcome, exported, encoder)
-        # Score the new version (commit, then enqueue). Never raises: the job has succeeded.
-        parzen.queue_for_version(job.model_name, version.version)
-        scores.queue_for_version(job.model_name, version.version)
+        scores.queue_all_for_version(job.model_name, version.version)    # never raises: the job has succeeded
 
     run_leased(lease, body, stopped=TrainingStopped, failures=(NonFiniteLoss, ValidationUnavailable),
                reached=lambda: f"stopped at iteration {hooks[-1].iteration if hooks else 0}")
     sweep_id = sweep_of(lease.job_id)
     if sweep_id is not None:
-        sweep_member.settle(sweep_id)
+        for name, number in sweep_settle.settle(sweep_id):
+            scores.queue_all_for_version(name, number)
 
 
 def sweep_of(job_id: uuid.UUID) -> uuid.UUID | None:

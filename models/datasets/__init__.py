@@ -205,7 +205,16 @@ def load(name: str, data_dir: Path, fetch_missing: bool = False) -> Splits:
 
 
 def load_labels(name: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Class labels (int64) aligned with load()'s train/valid/test; not cached (they are small)."""
+    """Class labels (int64) aligned with load()'s train/valid/test; not cached (they are small). A labelled
+    upload's are stored with its images."""
+    if name not in DATASETS:
+        ref = lookup_stored(name)
+        if ref is None:
+            raise _unknown(name)
+        labels = stored.decode_labels(ref.read())
+        if not labels:
+            raise DatasetError(f"dataset {name!r} has no labels")
+        return labels["train"], labels["valid"], labels["test"]
     spec = get_spec(name)
     if spec.build_labels is None:
         raise DatasetError(f"dataset {name!r} has no labels")
@@ -217,15 +226,7 @@ def load_labels(name: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray | Non
 
 def train_labels(name: str, data_dir: Path) -> np.ndarray:
     """The class (int64, indexing label_names_of(name)) of each row of load(name).train."""
-    if name in DATASETS:
-        return load_labels(name, data_dir)[0]
-    ref = lookup_stored(name)
-    if ref is None:
-        raise _unknown(name)
-    labels = stored.decode_labels(ref.read()).get("train")
-    if labels is None:
-        raise DatasetError(f"dataset {name!r} has no labels")
-    return labels
+    return load_labels(name, data_dir)[0]
 
 
 def fetch(name: str, data_dir: Path, log: Callable[[str], None] = print) -> Path:

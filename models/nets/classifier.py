@@ -1,6 +1,7 @@
 """The per-dataset classifier whose features and softmax the sample-quality scores read (models/scores.py).
 
-A small LeNet-5-like conv net: two 5x5 conv + ReLU + 2x2 max-pool blocks (16, 32 channels), a FEATURES-unit
+A small LeNet-5-like conv net: two 5x5 conv + batch norm + ReLU + 2x2 max-pool blocks (16, 32 channels; the
+batch norms fold into the convolutions at inference, so they cost nothing when scoring), a FEATURES-unit
 ReLU layer (the penultimate layer: the features of FD, KID, precision and recall) and a linear class layer.
 It works on any (C, H, W) image with H and W divisible by 4 (MNIST 1x28x28, CIFAR-10 3x32x32).
 """
@@ -19,8 +20,8 @@ class Classifier(nn.Module):
         c, h, w = image_shape
         self.image_shape = (c, h, w)
         self.convs = nn.Sequential(
-            nn.Conv2d(c, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),       # (B, 16, H/2, W/2)
-            nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),      # (B, 32, H/4, W/4)
+            nn.Conv2d(c, 16, 5, padding=2), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),   # (B, 16, H/2, W/2)
+            nn.Conv2d(16, 32, 5, padding=2), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),  # (B, 32, H/4, W/4)
         )
         self.penultimate = nn.Sequential(nn.Flatten(), nn.Linear(32 * (h // 4) * (w // 4), FEATURES), nn.ReLU())
         self.head = nn.Linear(FEATURES, n_classes)

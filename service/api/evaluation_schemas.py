@@ -90,8 +90,10 @@ class ScoresReference(BaseModel):
 
 
 class ScoresOut(BaseModel):
-    """GET /scores: a version's sample-quality scores against the test split. Image datasets: in the features of
-    the dataset's classifier; toys: fd in data space (and modes_covered for the 2-D mixtures)."""
+    """GET /scores: a version's sample-quality scores against the test split. Labelled image datasets: in the
+    features of the dataset's classifier; images without labels (uploads): fd, kid and precision/recall in a
+    fixed random projection of the pixels, no class statistics; toys: fd in data space (and modes_covered for
+    the 2-D mixtures). `space` names which."""
 
     model: str
     version: int
@@ -111,7 +113,8 @@ class ScoresOut(BaseModel):
     modes: int | None = None
     n_samples: int
     n_test: int = Field(description="test rows used: all of the test split when it is smaller than 10,000")
-    space: str
+    space: str = Field(description="the feature space: the classifier's version, a random projection of the "
+                                   "pixels (images without labels) or \"data\" (toys)")
     classifier: ClassifierInfo | None = None
     reference: ScoresReference | None
     parzen: ParzenOut | None

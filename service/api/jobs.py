@@ -14,9 +14,10 @@ from service.bounds import DB_INT_MAX, MODEL_NAME
 from service.db import blobs
 from service.db.engine import session_scope
 from service.errors import NotFound
-from service.evaluation import collapse, curves, parzen
+from service.evaluation import collapse, curves, parzen, scores
 from service.jobs import store, sweeps
 from service.jobs.status import JobStatus
+from service.versions import sweep_settle
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -57,8 +58,13 @@ def get_job(job_id: uuid.UUID) -> JobOut:
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
 def cancel_job(_: ApiKey, job_id: uuid.UUID) -> JobOut:
-    """A queued job is cancelled now; a running one at its next iteration check."""
-    return JobOut.of(store.cancel(job_id))
+    """A queued job is cancelled now; a running one at its next iteration check. A sweep whose last member was
+    cancelled while queued is settled here: no worker will end that member."""
+    job = store.cancel(job_id)
+    if job.sweep_id is not None and job.status == JobStatus.CANCELLED:
+        for name, number in sweep_settle.settle(job.sweep_id):
+            scores.queue_all_for_version(name, number)
+    return JobOut.of(job)
 
 
 @router.get("/{job_id}/metrics", responses={200: {"content": {"application/json": {}, "text/csv": {},

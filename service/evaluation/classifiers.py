@@ -2,8 +2,9 @@
 
 The classifier (models/nets/classifier.py) is trained by a `classifier` job (worker/classifier_job.py) on the
 training split and its labels, exported to ONNX and stored as a versioned artifact with its test accuracy; the
-scores (service/evaluation/scores.py) read its penultimate layer and its softmax. Toys need none (their scores
-are in data space); a dataset without labels gets none.
+scores (service/evaluation/scores.py) read its penultimate layer and its softmax: builtin datasets with labels
+and uploads with one folder per class. Toys need none (their scores are in data space); a dataset without labels
+gets none (its scores use random features, quality.RandomFeatures).
 """
 
 from __future__ import annotations
@@ -35,10 +36,15 @@ def labels_problem(dataset: str) -> str | None:
         return None
     if dataset not in datasets.dataset_names():
         return f"dataset {dataset!r} is not registered"
-    if datasets.kind_of(dataset) == "upload" or datasets.get_spec(dataset).build_labels is None:
-        return (f"dataset {dataset!r} has no class labels, so no classifier can be trained for its features; "
-                "its sample-quality scores are not available (Parzen is: GET /parzen)")
+    if not datasets.label_names_of(dataset):
+        return (f"dataset {dataset!r} has no class labels, so no classifier can be trained for its features "
+                "(its sample-quality scores use random features instead)")
     return None
+
+
+def needed(dataset: str) -> bool:
+    """Whether the scores of `dataset` read a classifier: images with labels (toys and unlabelled images do not)."""
+    return not datasets.is_toy(dataset) and labels_problem(dataset) is None
 
 
 def latest(dataset: str) -> Classifier | None:
@@ -77,5 +83,5 @@ def describe(row: Classifier) -> dict[str, Any]:
             "job_id": str(row.job_id), **{k: row.details[k] for k in ("best_epoch", "epochs") if k in row.details}}
 
 
-__all__ = ["KIND", "describe", "ensure_queued", "labels_problem", "latest", "latest_job", "next_version",
+__all__ = ["KIND", "describe", "ensure_queued", "labels_problem", "latest", "latest_job", "needed", "next_version",
            "protocol_config"]

@@ -34,7 +34,7 @@ def problem(row: ModelVersion) -> str | None:
     """Why the version cannot be scored, or None."""
     if row.dataset not in datasets.dataset_names():
         return f"dataset {row.dataset!r} is not registered, so there is no test split to compare with"
-    return classifiers.labels_problem(row.dataset)
+    return None
 
 
 def check(row: ModelVersion, field: str) -> None:
@@ -56,7 +56,7 @@ def latest_job(row: ModelVersion) -> Job | None:
 
 
 def _new_job(row: ModelVersion, idempotency_key: str | None) -> tuple[Job, bool]:
-    if not datasets.is_toy(row.dataset) and classifiers.latest(row.dataset) is None:
+    if classifiers.needed(row.dataset) and classifiers.latest(row.dataset) is None:
         classifiers.ensure_queued(row.dataset)     # first: the scores job waits for it
     return jobs.create(jobs.NewJob(kind=KIND, model_name=row.name, dataset=row.dataset, config=protocol_config(),
                                    target_version=row.version, idempotency_key=idempotency_key))
@@ -94,6 +94,13 @@ def queue_for_version(name: str, version: int) -> Job | None:
     except Exception:
         log.warning("could not queue the scores of %s v%d", name, version, exc_info=True)
         return None
+
+
+def queue_all_for_version(name: str, version: int) -> None:
+    """After `version` was registered: queue its Parzen score and its sample-quality scores (commit, then
+    enqueue). Never raises: the model is registered whatever its scores do."""
+    parzen.queue_for_version(name, version)
+    queue_for_version(name, version)
 
 
 def _evaluation(session: Session, version_id: int | None, dataset: str, reference: str) -> Evaluation | None:

@@ -74,3 +74,24 @@ def test_class_statistics() -> None:
     assert scores.class_kl(hist, reference) == pytest.approx(expected_kl)
     assert scores.class_kl(reference, reference) == 0.0
     assert scores.label_agreement(probs, np.array([0, 1, 1, 1, 1, 3, 3, 0])) == 0.75
+
+
+def test_knn_radii_match_a_full_partition_with_ties() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 4, size=(900, 3)).astype(np.float32)      # many equal distances and duplicate rows
+    collapsed = np.repeat(x[:3], 300, axis=0)                    # every row has hundreds of exact copies
+    for rows in (x, collapsed):
+        sq = ((rows[:, None, :] - rows[None, :, :]) ** 2).sum(-1)
+        for k in (1, 3, 5):
+            assert np.array_equal(scores.knn_radii(rows, k, block=128), np.partition(sq, k, axis=1)[:, k])
+
+
+def test_feature_scores_against_a_kept_reference_match_the_direct_functions() -> None:
+    real, fake = _features(9, 300, 8).astype(np.float32), _features(10, 300, 8, shift=0.4).astype(np.float32)
+    kept = scores.Reference.from_arrays(scores.reference(real, len(fake)).arrays())
+    got = scores.feature_scores(fake, kept)
+    assert got.fd == pytest.approx(scores.fd(fake, real), rel=1e-6)
+    assert (got.kid, got.kid_std) == pytest.approx(scores.kid(fake, real), rel=1e-6)
+    assert (got.precision, got.recall) == (scores.precision_recall(real, fake))
+    fewer = scores.feature_scores(fake[:200], kept)       # subsets of 200 rows: the kept ones do not fit
+    assert (fewer.kid, fewer.kid_std) == pytest.approx(scores.kid(fake[:200], real), rel=1e-6)

@@ -340,3 +340,41 @@ def test_a_delete_waits_for_a_registration_on_the_dataset_and_then_refuses(clien
     with session_scope() as session:                      # leave no fake version for later tests
         session.query(ModelVersion).filter_by(name="held-model").delete()
     store.delete("held")
+
+
+def test_scores_of_an_unlabelled_upload_use_random_features(client: Any, worker: Any) -> None:
+    created = upload(client, "scored-set", zip_of(images(40)), seed=2, test_fraction=0.2)
+    assert created.status_code == 201, created.text
+    trained = client.post("/jobs", json={"model": "scored-upload", "dataset": "scored-set", **TINY})
+    assert wait_for_job(client, trained.json()["id"])["status"] == "succeeded"
+    asked = client.post("/scores", params={"model": "scored-upload"})
+    assert asked.status_code == 202, asked.text
+    assert wait_for_job(client, asked.json()["job"]["id"], timeout=300)["status"] == "succeeded"
+    body = client.get("/scores", params={"model": "scored-upload"}).json()
+    assert body["space"].startswith("random projection of the pixels (192 -> 128")
+    assert body["n_test"] == created.json()["counts"]["test"] == 8
+    assert body["fd"] > 0 and body["kid"] is not None and 0 <= body["precision"] <= 1 and 0 <= body["recall"] <= 1
+    assert body["class_histogram"] is None and body["classes_covered"] is None and body["classifier"] is None
+    assert body["reference"]["fd"] >= 0 and body["reference"]["precision"] is not None
+    classifier_jobs = [j for j in client.get("/jobs", params={"limit": 1000}).json() if j["kind"] == "classifier"
+                       and j["dataset"] == "scored-set"]
+    assert classifier_jobs == []
+
+
+def test_scores_of_a_labelled_upload_use_its_own_classifier(client: Any, worker: Any) -> None:
+    members = {f"set/{'dark' if i % 2 else 'bright'}/img{i:03d}.png": png(i) for i in range(40)}
+    created = upload(client, "scored-classes", zip_of(members), seed=2, test_fraction=0.25)
+    assert created.status_code == 201 and created.json()["label_names"] == ["bright", "dark"], created.text
+    trained = client.post("/jobs", json={"model": "scored-classes-gan", "dataset": "scored-classes", **TINY})
+    assert wait_for_job(client, trained.json()["id"])["status"] == "succeeded"
+    asked = client.post("/scores", params={"model": "scored-classes-gan"})
+    assert asked.status_code == 202, asked.text
+    assert wait_for_job(client, asked.json()["job"]["id"], timeout=300)["status"] == "succeeded"
+    body = client.get("/scores", params={"model": "scored-classes-gan"}).json()
+    assert body["classifier"]["version"] == 1 and body["space"].startswith("classifier v1")
+    assert body["n_classes"] == 2 and len(body["class_histogram"]) == 2 and body["n_test"] == 10
+    assert sum(body["test_histogram"]) == pytest.approx(1.0) and min(body["test_histogram"]) > 0  # both classes
+    assert 0 <= body["classes_covered"] <= 2
+    classifier_jobs = [j for j in client.get("/jobs", params={"limit": 1000}).json() if j["kind"] == "classifier"
+                       and j["dataset"] == "scored-classes"]
+    assert [j["status"] for j in classifier_jobs] == ["succeeded"]

@@ -1,6 +1,7 @@
 """Seed sweeps through the real stack: POST /jobs with "seeds" → one job per seed sharing a sweep_id, GET
 /sweeps/{id}, every member scored on the validation split at its end, the best registered last (or alone with
-sweep_keep "best-only"); and the 422s of bad sweeps and on_lost values."""
+sweep_keep "best-only") and as alias `best`; a sweep whose members are cancelled while queued settles; and the
+422s of bad sweeps and on_lost values."""
 
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ def test_a_sweep_registers_every_member_and_the_best_last(client, worker) -> Non
     assert sorted(m["version"] for m in members) == [1, 2, 3] and best["version"] == 3
     jobs = {j["id"]: j for j in client.get("/jobs", params={"model": "sw-all"}).json()}
     assert all(jobs[m["job_id"]]["sweep_id"] == first["sweep_id"] for m in members)
+    card = client.get("/models/sw-all/versions/best").json()
+    assert card["version"] == 3 and card["aliases"] == ["best"]
 
 
 def test_best_only_registers_one_version(client, worker) -> None:  # type: ignore[no-untyped-def]
@@ -67,6 +70,26 @@ def test_best_only_registers_one_version(client, worker) -> None:  # type: ignor
     assert len(versions) == 1 and versions[0]["job_id"] == sweep["best"]["job_id"] and sweep["best"]["version"] == 1
     others = [m for m in sweep["members"] if m["job_id"] != sweep["best"]["job_id"]]
     assert others[0]["version"] is None and others[0]["valid_ll"] <= sweep["best"]["valid_ll"]
+
+
+def test_a_sweep_cancelled_while_queued_settles(client, worker) -> None:  # type: ignore[no-untyped-def]
+    # The one worker is kept busy, so both members are still queued when they are cancelled: no worker ever
+    # ends them, and the cancel of the last one settles the sweep.
+    blocker = client.post("/jobs", json={"model": "sw-blocker", **TINY, "iterations": 200_000}).json()
+    response = client.post("/jobs", json={"model": "sw-cancelled", "seeds": [0, 1], **TINY})
+    assert response.status_code == 202, response.text
+    url = response.headers["Location"]
+    try:
+        first, last = (m["job_id"] for m in client.get(url).json()["members"])
+        assert client.post(f"/jobs/{first}/cancel").json()["status"] == "cancelled"
+        assert client.get(url).json()["settled_at"] is None      # one member is still to end
+        assert client.post(f"/jobs/{last}/cancel").json()["status"] == "cancelled"
+        sweep = client.get(url).json()
+        assert sweep["status"] == "failed" and sweep["settled_at"] is not None and sweep["best"] is None, sweep
+        assert all(m["status"] == "cancelled" and m["version"] is None for m in sweep["members"])
+        assert all(m["name"] != "sw-cancelled" for m in client.get("/models").json())
+    finally:
+        client.post(f"/jobs/{blocker['id']}/cancel")
 
 
 @pytest.mark.parametrize(("body", "field", "says"), [
