@@ -33,9 +33,11 @@ from service.api import (
     toy,
 )
 from service.db import engine
+from service.evaluation import scores as evaluation_scores
 from service.jobs import reconciler
 from service.settings import Settings, get_settings
 from service.telemetry import logs
+from service.versions import sweep_settle
 
 # Routes are matched in this order, one by one: /samples, the hot path, first (no two paths overlap).
 ROUTERS = (samples, encode, health, jobs, models, metrics, events, toy, gallery, parzen, scores, sweeps, datasets,
@@ -47,11 +49,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine.migrate()  # alembic upgrade head, serialized across processes
     # The reconciler re-sends jobs Redis lost or a dead worker dropped (service/jobs/reconciler.py).
     stop = asyncio.Event()
-    task = asyncio.create_task(reconciler.run_forever(stop))
+    task = asyncio.create_task(reconciler.run_forever(stop, {"sweeps_settled": settle_ended_sweeps}))
     yield
     stop.set()
     await task
     event_hub.hub.stop()  # the one LISTEN connection of the event streams
+
+
+def settle_ended_sweeps() -> int:
+    """The reconciler's step for sweeps whose last member ended where nothing settled them; their new
+    versions are scored like any other."""
+    return sweep_settle.settle_ended(then=evaluation_scores.queue_all_for_version)
 
 
 def middleware(settings: Settings) -> list[Middleware]:

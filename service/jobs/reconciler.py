@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import ColumnElement, delete, func, select, update
@@ -125,11 +126,15 @@ STEPS = {"overdue": fail_overdue, "stale": redispatch_stale, "lost": redispatch_
          "checkpoints_dropped": drop_ended_checkpoints}
 
 
-def reconcile_once() -> dict[str, int]:
-    """Every step, each on its own: a broker outage (the re-sends) does not hold up the database's steps.
-    A step that failed is logged and left out of the result; the next pass tries it again."""
+Step = Callable[[], int]
+
+
+def reconcile_once(extra: dict[str, Step] | None = None) -> dict[str, int]:
+    """Every step (STEPS, then `extra`: steps of the layers above, which this package does not import), each on
+    its own: a broker outage (the re-sends) does not hold up the database's steps. A step that failed is logged
+    and left out of the result; the next pass tries it again."""
     done: dict[str, int] = {}
-    for name, step in STEPS.items():
+    for name, step in {**STEPS, **(extra or {})}.items():
         try:
             done[name] = step()
         except Exception as exc:  # noqa: BLE001 - an outage only skips the step
@@ -137,12 +142,12 @@ def reconcile_once() -> dict[str, int]:
     return done
 
 
-async def run_forever(stop: asyncio.Event) -> None:
+async def run_forever(stop: asyncio.Event, extra: dict[str, Step] | None = None) -> None:
     """The periodic loop; an outage (database or broker down) only skips a pass."""
     interval = get_settings().reconcile_interval_s
     while not stop.is_set():
         try:
-            await asyncio.to_thread(reconcile_once)
+            await asyncio.to_thread(reconcile_once, extra)
         except Exception as exc:  # noqa: BLE001 - the next pass retries
             log.warning("reconciler pass skipped: %s: %s", type(exc).__name__, str(exc)[:200])
         try:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from service.db import blobs
 from service.db.engine import session_scope
@@ -67,4 +68,17 @@ def settle(sweep_id: uuid.UUID) -> list[tuple[str, int]]:
     return registered
 
 
-__all__ = ["BEST_ALIAS", "settle"]
+def settle_ended(then: Callable[[str, int], None]) -> int:
+    """Settle every unsettled sweep whose members have all ended, calling then(name, version) for each version
+    registered; returns how many sweeps. For members ended where nothing settles their sweep: by the
+    reconciler's time limit, or after the claim's attempt limit (a worker or a cancel settles the others)."""
+    unfinished = exists().where(Job.sweep_id == Sweep.id, Job.status.not_in(FINISHED))
+    with session_scope() as session:
+        ended = session.scalars(select(Sweep.id).where(Sweep.settled_at.is_(None), ~unfinished)).all()
+    for sweep_id in ended:
+        for name, number in settle(sweep_id):
+            then(name, number)
+    return len(ended)
+
+
+__all__ = ["BEST_ALIAS", "settle", "settle_ended"]

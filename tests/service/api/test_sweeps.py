@@ -1,15 +1,21 @@
 """Seed sweeps through the real stack: POST /jobs with "seeds" → one job per seed sharing a sweep_id, GET
 /sweeps/{id}, every member scored on the validation split at its end, the best registered last (or alone with
-sweep_keep "best-only") and as alias `best`; a sweep whose members are cancelled while queued settles; and the
-422s of bad sweeps and on_lost values."""
+sweep_keep "best-only") and as alias `best`; a sweep whose members are cancelled while queued settles, and one
+whose members a claim gave up on is settled by the reconciler; and the 422s of bad sweeps and on_lost values."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
 
+from service.db.engine import session_scope
+from service.db.tables import Job
+from service.jobs.reconciler import reconcile_once
+from service.jobs.status import JobStatus, finish
+from service.main import settle_ended_sweeps
 from tests.conftest import mnist_available
 
 TINY = {"dataset": "mnist", "preset": "quick", "iterations": 20, "g_hidden": [32], "d_hidden": [16],
@@ -88,6 +94,28 @@ def test_a_sweep_cancelled_while_queued_settles(client, worker) -> None:  # type
         assert sweep["status"] == "failed" and sweep["settled_at"] is not None and sweep["best"] is None, sweep
         assert all(m["status"] == "cancelled" and m["version"] is None for m in sweep["members"])
         assert all(m["name"] != "sw-cancelled" for m in client.get("/models").json())
+    finally:
+        client.post(f"/jobs/{blocker['id']}/cancel")
+
+
+def test_a_sweep_whose_members_ended_where_nothing_settles_it_is_settled_by_the_reconciler(  # type: ignore[no-untyped-def]
+        client, worker) -> None:
+    # Members ended by a claim past the attempt limit (or by the reconciler's time limit) have no worker and no
+    # request to settle their sweep: the reconciler's pass does.
+    blocker = client.post("/jobs", json={"model": "sw-blocker2", **TINY, "iterations": 200_000}).json()
+    response = client.post("/jobs", json={"model": "sw-attempts", "seeds": [0, 1], **TINY})
+    assert response.status_code == 202, response.text
+    url = response.headers["Location"]
+    try:
+        members = [uuid.UUID(m["job_id"]) for m in client.get(url).json()["members"]]
+        with session_scope() as session:
+            ended = session.execute(finish(Job.id.in_(members) & (Job.status == JobStatus.QUEUED),
+                                           JobStatus.FAILED, "gave up after 3 attempts").returning(Job.id)).all()
+        assert len(ended) == 2                                   # both were still queued behind the blocker
+        assert client.get(url).json()["settled_at"] is None
+        reconcile_once({"sweeps_settled": settle_ended_sweeps})
+        sweep = client.get(url).json()
+        assert sweep["status"] == "failed" and sweep["settled_at"] is not None and sweep["best"] is None, sweep
     finally:
         client.post(f"/jobs/{blocker['id']}/cancel")
 
