@@ -15,6 +15,8 @@ Each pass:
 4. deletes the checkpoints of jobs that failed or were cancelled: nothing will resume them, and a paper-mnist
    checkpoint is ~40 MB. (A job that succeeds deletes its own, in the transaction that registers it; the
    ways to fail are many: the worker, this reconciler, a claim after max_attempts.)
+Then the steps the app adds (service.main): settling seed sweeps whose members all ended with no worker or
+request left to settle them (service/versions/sweep_settle.py).
 """
 
 from __future__ import annotations
