@@ -137,6 +137,9 @@ class TrainConfig(BaseModel):
         False, "learned inference E(x) -> z, the paper's section 7.2: after G, an MLP trained on pairs (G(z), z) "
                "with z from the prior, exported beside G; POST /encode runs it")
     encoder_iterations: Int = option(3000, "E's Adam updates on fresh (G(z), z) minibatches", ge=1, le=MAX_ITERATIONS)
+    encoder_data_iterations: Int = option(
+        0, "after E's updates on (G(z), z): this many more on real training images, minimizing the pixel error of "
+           "G(E(x)) through the frozen G (the paper's optional second phase; 0 = none)", ge=0, le=MAX_ITERATIONS)
     e_hidden: Layers = option((1024, 512), "E's hidden layer widths (Linear + ReLU)")
 
     @model_validator(mode="after")
@@ -202,7 +205,8 @@ class TrainConfig(BaseModel):
 LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement", "engine": "auto", "standardize": False,
                                  "lr_schedule": "exponential", "on_lost": "continue", "max_restarts": 3,
                                  "conditional": False, "label_names": (), "encoder": False,
-                                 "encoder_iterations": 3000, "e_hidden": (1024, 512)}
+                                 "encoder_iterations": 3000, "e_hidden": (1024, 512),
+                                 "encoder_data_iterations": 0}
 
 
 def option_fields() -> dict[str, FieldInfo]:
