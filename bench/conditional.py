@@ -146,7 +146,7 @@ def run(preset: str, iterations: int | None, per_class: int, seed: int, with_enc
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ganserve bench conditional", description=__doc__.split("\n")[0])
-    p.add_argument("--preset", default="quick")
+    p.add_argument("--preset", default="conditional-mnist")
     p.add_argument("--iterations", type=int, default=None, help="default: the preset's")
     p.add_argument("--per-class", type=int, default=100, help="samples asked of each class")
     p.add_argument("--seed", type=int, default=0)
