@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.config import ConfigError, resolve
+from models.config import ConfigError, TrainConfig, resolve
 from models.nets import build_discriminator, build_generator
-from models.nets.common import noise, one_hot
+from models.nets.common import noise, one_hot, with_class
 from tests.factories import tiny_config
 from worker.export import export_generator, run_onnx
 from worker.training.encoder import prior_pairs, train_encoder
@@ -119,3 +119,21 @@ def test_the_data_phase_lowers_the_reconstruction_error_of_real_images() -> None
     assert all(not p.requires_grad for p in g.parameters())    # G stayed frozen
     with pytest.raises(ValueError, match="training images"):
         train_encoder(g, config.replace(encoder_data_iterations=1), 784, torch.device("cpu"))
+
+
+def test_c_moves_g_as_much_as_z_does_from_the_start() -> None:
+    # With c's one-hot (norm 1) beside z's 100 unit-variance entries (norm 10) at the same init range, c moved
+    # G's first layer a tenth of what z did, and under Adam learned as much slower: classes took hold only after
+    # the digits did. g_class_scale brings c to z's norm.
+    config = resolve("conditional-mnist", "mnist")
+    first = build_generator(config, None, 784).eval().layers[0]
+    z = noise((256, config.latent_dim), config.noise_scale, torch.Generator().manual_seed(0))
+    k = torch.randint(0, 10, (256,), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        def h(zz: torch.Tensor, kk: torch.Tensor) -> torch.Tensor:
+            return first(with_class(zz, one_hot(kk, 10), 10, config.g_class_scale))
+        by_c = (h(z, k) - h(z, (k + 1) % 10)).norm(dim=1).mean()
+        by_z = (h(z, k) - h(z.roll(1, 0), k)).norm(dim=1).mean()
+    assert 0.5 < float(by_c / by_z) < 2.0, float(by_c / by_z)
+    stored = {key: v for key, v in config.to_dict().items() if key != "g_class_scale"}
+    assert TrainConfig.from_dict(stored).g_class_scale == 1.0    # versions trained before keep their graph
