@@ -11,8 +11,9 @@ Then (unless --no-encoder) it trains E as a job with "encoder": true does (worke
 reports mean squared pixel errors of G(E(x), c) against x, on G's own samples and on the real test images (given
 their true class), each beside a baseline: x against G of a random z (same class). The nearest-neighbour check
 gives each reconstruction's squared distance to its nearest training image, next to the test image's own: a
-reconstruction that copied a training image would sit at distance ~0. The time, iterations and CPU are in the
-JSON line (--json).
+reconstruction that copied a training image would sit at distance ~0. With --encoder-data-iterations N, the same
+figures for that E after N more updates on real training images through the frozen G (the optional second
+phase, encoder_data_iterations), under "refined". The time, iterations and CPU are in the JSON line (--json).
 """
 
 from __future__ import annotations
