@@ -131,12 +131,19 @@ class TrainConfig(BaseModel):
         False, "p(x | c), the paper's section 7.1: the class c of a labelled dataset (mnist, fashion-mnist, cifar10, "
                "an upload with one folder per class) enters G (one-hot, beside z) and D (one-hot beside x, and "
                "a projection onto D's last hidden layer); /samples then takes `label`")
+    g_class_scale: float = fixed(
+        10.0, "a conditional G's c (one-hot) is multiplied by this beside z: z's 100 unit-variance entries have "
+              "norm 10, and a c of norm 1 starts 10 times weaker and, under Adam, moves G 10 times slower (the "
+              "README's figures)", gt=0.0, le=1000.0)
     label_names: tuple[str, ...] = fixed((), "the classes c ranges over (class k: label_names[k]), from the "
                                              "dataset when conditional; () otherwise")
     encoder: Annotated[bool, Strict()] = option(
         False, "learned inference E(x) -> z, the paper's section 7.2: after G, an MLP trained on pairs (G(z), z) "
                "with z from the prior, exported beside G; POST /encode runs it")
     encoder_iterations: Int = option(3000, "E's Adam updates on fresh (G(z), z) minibatches", ge=1, le=MAX_ITERATIONS)
+    encoder_data_iterations: Int = option(
+        0, "after E's updates on (G(z), z): this many more on real training images, minimizing the pixel error of "
+           "G(E(x)) through the frozen G (the paper's optional second phase; 0 = none)", ge=0, le=MAX_ITERATIONS)
     e_hidden: Layers = option((1024, 512), "E's hidden layer widths (Linear + ReLU)")
 
     @model_validator(mode="after")
@@ -202,7 +209,8 @@ class TrainConfig(BaseModel):
 LEGACY_VALUES: dict[str, Any] = {"data_order": "with-replacement", "engine": "auto", "standardize": False,
                                  "lr_schedule": "exponential", "on_lost": "continue", "max_restarts": 3,
                                  "conditional": False, "label_names": (), "encoder": False,
-                                 "encoder_iterations": 3000, "e_hidden": (1024, 512)}
+                                 "encoder_iterations": 3000, "e_hidden": (1024, 512),
+                                 "encoder_data_iterations": 0, "g_class_scale": 1.0}
 
 
 def option_fields() -> dict[str, FieldInfo]:
@@ -222,6 +230,12 @@ PRESETS: dict[str, TrainConfig] = {
                          d_pieces=2, g_init_range=0.05, d_init_range=0.005, optimizer="adam", lr=4e-4,
                          lr_decay=1.0, iterations=6000, log_every=50, snapshot_every=500,
                          checkpoint_seconds=30.0),
+    # p(x | c) on MNIST (the paper's section 7.1): quick's nets, Adam and budget, with c's one-hot beside z (times
+    # g_class_scale) and beside x. The README gives the share of samples of the class asked for.
+    "conditional-mnist": TrainConfig(preset="conditional-mnist", dataset="mnist", conditional=True,
+                                     g_hidden=(512, 1024), d_hidden=(240, 240), d_pieces=2, optimizer="adam",
+                                     lr=4e-4, lr_decay=1.0, iterations=6000, log_every=50, snapshot_every=500,
+                                     checkpoint_seconds=30.0),
     # Figure 1: 1-D Gaussian data, a 1-D uniform z, small MLPs, on standardized points (worker/training/space.py:
     # without it D's kinks sit outside the data and it gives up at D = 1/2 while G is still too wide), k = 5
     # D-steps per G-step, keeping D near its optimum as the figure assumes, and Adam's rate decayed by a cosine

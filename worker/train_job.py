@@ -178,7 +178,7 @@ def run(lease: Lease) -> None:
         encoder = None
         if config.encoder:
             e = train_encoder(outcome.generator, config, splits.train.shape[1], training_device("auto"),
-                              hooks[-1].should_stop)
+                              hooks[-1].should_stop, np.asarray(splits.train), labels)
             encoder = export_encoder(e, outcome.generator, config, splits.image_shape, about)
         version = register(lease, job.model_name, config, splits, outcome, exported, encoder)
         scores.queue_all_for_version(job.model_name, version.version)    # never raises: the job has succeeded

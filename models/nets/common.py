@@ -64,14 +64,15 @@ def cycled_classes(rows: int, num_classes: int, device: torch.device | str = "cp
     return one_hot(torch.arange(rows, device=device) % num_classes, num_classes)
 
 
-def with_class(z: Tensor, c: Tensor | None, num_classes: int) -> Tensor:
-    """G's input: z (B, latent) with c (B, num_classes) beside it (cycled classes when None); z alone for an
-    unconditional G (num_classes 0)."""
+def with_class(z: Tensor, c: Tensor | None, num_classes: int, scale: float = 1.0) -> Tensor:
+    """G's input: z (B, latent) with c (B, num_classes) times `scale` beside it (cycled classes when None); z
+    alone for an unconditional G (num_classes 0)."""
     if not num_classes:
         return z
     if c is None:
         c = cycled_classes(z.shape[0], num_classes, z.device)
-    return torch.cat([z, c.to(z.dtype)], dim=1)                 # (B, latent + classes)
+    c = c.to(z.dtype)
+    return torch.cat([z, c * scale if scale != 1.0 else c], dim=1)     # (B, latent + classes)
 
 
 def projection(project: nn.Linear | None, c: Tensor | None, h: Tensor) -> Tensor | float:

@@ -50,6 +50,7 @@ class ConvGenerator(nn.Module):
         super().__init__()
         self.image_shape = _shape_for(output_dim)
         self.num_classes = config.num_classes
+        self.class_scale = config.g_class_scale
         dims = (config.latent_dim + self.num_classes, *config.g_hidden)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.deconv = nn.ConvTranspose2d(CONV_G_CHANNELS, self.image_shape[0], CONV_KERNEL, stride=CONV_STRIDE,
@@ -60,7 +61,7 @@ class ConvGenerator(nn.Module):
         self.output_dim = output_dim
 
     def forward(self, z: Tensor, c: Tensor | None = None) -> Tensor:
-        h = with_class(z, c, self.num_classes)                       # (B, latent [+ classes])
+        h = with_class(z, c, self.num_classes, self.class_scale)     # (B, latent [+ classes])
         for i, layer in enumerate(self.layers):
             h = layer(h)
             h = torch.sigmoid(h) if i == len(self.layers) - 1 else F.relu(h)

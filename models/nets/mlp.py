@@ -23,12 +23,13 @@ from models.nets.common import derived_generator, dropout, init_uniform, logit_o
 
 
 class Generator(nn.Module):
-    """z (B, latent) [with c (B, classes) beside it when conditional] -> x (B, D): Linear+ReLU hidden layers,
-    then Linear (+ sigmoid for pixels)."""
+    """z (B, latent) [with c (B, classes) beside it when conditional, times config.g_class_scale] -> x (B, D):
+    Linear+ReLU hidden layers, then Linear (+ sigmoid for pixels)."""
 
     def __init__(self, config: TrainConfig, output_dim: int) -> None:
         super().__init__()
         self.num_classes = config.num_classes
+        self.class_scale = config.g_class_scale
         dims = (config.latent_dim + self.num_classes, *config.g_hidden, output_dim)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(dims))
         self.sigmoid_output = config.g_output == "sigmoid"
@@ -40,7 +41,7 @@ class Generator(nn.Module):
         return list(self.layers)  # type: ignore[arg-type]
 
     def forward(self, z: Tensor, c: Tensor | None = None) -> Tensor:
-        h = with_class(z, c, self.num_classes)                   # (B, latent [+ classes])
+        h = with_class(z, c, self.num_classes, self.class_scale)  # (B, latent [+ classes])
         for layer in self.layers[:-1]:
             h = F.relu(layer(h))                                 # (B, hidden)
         x = self.layers[-1](h)                                   # (B, D)

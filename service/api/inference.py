@@ -204,7 +204,7 @@ async def _infer(name: str, ref: refs.VersionRef, request: Request) -> Response:
     parsed = oip.parse(body, request.headers.get(oip.BINARY_HEADER))
     model = await model_for(name, ref)
     info = model.info
-    z = await to_thread.run_sync(oip.latent, info, parsed, get_settings().max_samples)
+    z = await to_thread.run_sync(oip.model_input, info, parsed, get_settings().max_samples)
     n, values = z.shape[0], math.prod(info.image_shape)
     # Charged as /samples is: by cost against the client's bucket and the global render bound.
     admission.check_response_size("inputs", generate.response_bytes("npy", n, values, info.latent_dim))
@@ -217,7 +217,8 @@ async def _infer(name: str, ref: refs.VersionRef, request: Request) -> Response:
 @router.post("/models/{name}/infer", response_class=Response, responses=_INFER_RESPONSES,
              openapi_extra=_INFER_OPENAPI)
 async def model_infer(name: NamePath, request: Request) -> Response:
-    """Run the latest version: inputs `seed` (INT64 [n]) or `z` (FP32 [n, latent]); output `x`."""
+    """Run the latest version: inputs `seed` (INT64 [n]) or `z` (FP32 [n, latent]), and for a conditional model
+    `label` (INT64 [n], class indices; required with `z`); output `x`."""
     return await _infer(name, None, request)
 
 

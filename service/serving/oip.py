@@ -4,7 +4,9 @@ asks for, and writing the response, in JSON or with the binary tensor data exten
 A request body is a JSON header, optionally followed by raw little-endian tensor bytes: the header's length is
 then in the Inference-Header-Content-Length header and each binary input says its `binary_data_size`.
 Inputs: `seed` (INT64 [n]: one image per seed, the z /samples draws first for it) or `z` (FP32 [n, latent]);
-`label` (INT64 [n]) only for a model that declares labels. Output `x`: FP32 [n, C, H, W] in [0, 1].
+`label` (INT64 [n]: each row's class index) only for a conditional model, which needs it with `z`; with `seed`
+and no `label`, each row's class is the one /samples?seed=<seed>&n=1 draws. Output `x`: FP32 [n, C, H, W] in
+[0, 1].
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from service.errors import InvalidParameter
+from service.serving import labels
 from service.serving.noise import MAX_SEED, sample_noise
 from service.serving.registry import VersionInfo
 
@@ -36,7 +39,7 @@ class InferRequest:
 
 def labels_of(info: VersionInfo) -> int:
     """How many class labels the model takes (0: unconditional)."""
-    return int(getattr(info, "num_classes", 0) or 0)
+    return len(info.label_names)
 
 
 def metadata(info: VersionInfo, versions: list[int]) -> dict[str, Any]:
@@ -163,8 +166,6 @@ def latent(info: VersionInfo, request: InferRequest, max_rows: int) -> np.ndarra
     if len(given) != 1:
         raise InvalidParameter("inputs", "give exactly one of `seed` (INT64 [n]) and `z` "
                                          f"(FP32 [n, {info.latent_dim}])")
-    if "label" in request.inputs and not labels_of(info):
-        raise InvalidParameter("inputs", f"{info.name} v{info.version} is not conditional: it takes no `label`")
     if given == ["seed"]:
         seeds = request.inputs["seed"]
         if seeds.ndim != 1 or not 1 <= len(seeds) <= max_rows:
@@ -179,6 +180,31 @@ def latent(info: VersionInfo, request: InferRequest, max_rows: int) -> np.ndarra
     if not np.isfinite(z).all():
         raise InvalidParameter("z", "must be finite")
     return np.ascontiguousarray(z, dtype=np.float32)
+
+
+def model_input(info: VersionInfo, request: InferRequest, max_rows: int) -> np.ndarray:
+    """G's input rows: (n, latent_dim) z, or [z | c] (service/serving/labels.py) for a conditional model."""
+    z = latent(info, request, max_rows)
+    count = labels_of(info)
+    given = request.inputs.get("label")
+    if not count:
+        if given is not None:
+            raise InvalidParameter("label", f"model {info.name!r} v{info.version} is not conditional (trained "
+                                            f"without labels): omit the `label` input")
+        return z
+    if given is None:
+        if "seed" not in request.inputs:
+            raise InvalidParameter("label", f"model {info.name!r} is conditional: with `z`, give `label` (INT64 "
+                                            f"[{len(z)}]), each a class index 0..{count - 1}")
+        classes = np.array([labels.uniform_classes(int(s), 1, count)[0] for s in request.inputs["seed"]])
+    else:
+        if given.shape != (len(z),):
+            raise InvalidParameter("label", f"must have shape [{len(z)}], one class per row; got {list(given.shape)}")
+        if ((given < 0) | (given >= count)).any():
+            raise InvalidParameter("label", f"class indices must be in 0..{count - 1} "
+                                            f"({', '.join(info.label_names)}); got {given.tolist()[:8]}")
+        classes = given
+    return labels.with_classes(z, labels.one_hot(classes.astype(np.int64), count))
 
 
 def response(info: VersionInfo, request: InferRequest, x: np.ndarray) -> tuple[bytes, dict[str, str]]:

@@ -50,8 +50,9 @@ def test_conditional_needs_a_labelled_dataset(client: Any, labelled: dict[str, A
 
 @pytest.fixture(scope="module")
 def trained(client: Any, worker: Any, labelled: dict[str, Any]) -> dict[str, Any]:
+    # With the encoder's second phase: the worker hands E the upload's images and their labels.
     response = client.post("/jobs", json={"model": "two-class-gan", "dataset": "two-class", "conditional": True,
-                                          "encoder": True, **TINY})
+                                          "encoder": True, "encoder_data_iterations": 20, **TINY})
     assert response.status_code == 202, response.text
     job = wait_for_job(client, response.json()["id"])
     assert job["status"] == "succeeded", job
