@@ -8,7 +8,6 @@ service/serving/oip.py's. A version in a path is a number or an alias.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -28,8 +27,8 @@ from service.bounds import MODEL_NAME
 from service.db.engine import session_scope
 from service.db.tables import ModelVersion
 from service.errors import InvalidParameter, NotFound
-from service.serving import admission, generate, oip
-from service.serving.generate import model_for
+from service.serving import oip
+from service.serving.generate import admitted, model_for
 from service.serving.registry import VersionInfo
 from service.settings import get_settings
 from service.versions import refs
@@ -205,10 +204,8 @@ async def _infer(name: str, ref: refs.VersionRef, request: Request) -> Response:
     model = await model_for(name, ref)
     info = model.info
     z = await to_thread.run_sync(oip.model_input, info, parsed, get_settings().max_samples)
-    n, values = z.shape[0], math.prod(info.image_shape)
-    # Charged as /samples is: by cost against the client's bucket and the global render bound.
-    admission.check_response_size("inputs", generate.response_bytes("npy", n, values, info.latent_dim))
-    with admission.admission.admit(RateLimit.client(request.scope), admission.cost(n, values)):
+    # Admitted as /samples is (the output: n float32 images, as npy would carry them).
+    with admitted(RateLimit.client(request.scope), info, "inputs", z.shape[0], "npy"):
         content, headers = await asyncio.wrap_future(model.generate(z, lambda x: oip.response(info, parsed, x),
                                                                     cheap=parsed.binary_output))
     return Response(content, 200, headers)

@@ -9,7 +9,6 @@ through the model's micro-batcher like any sample.
 from __future__ import annotations
 
 import asyncio
-import math
 
 import numpy as np
 from anyio import to_thread
@@ -17,8 +16,8 @@ from PIL import Image, ImageOps
 
 from service.datasets.uploads import UploadOptions, decode_image
 from service.errors import Conflict, InvalidParameter
-from service.serving import admission, images, labels
-from service.serving.generate import model_for
+from service.serving import images, labels
+from service.serving.generate import admitted, model_for
 from service.serving.registry import LoadedModel
 from service.settings import get_settings
 from service.versions import refs
@@ -52,8 +51,8 @@ async def encode(name: str, version: str | int | None, raw: bytes, label: str | 
         raise InvalidParameter("label", f"model {info.name!r} is conditional: E needs the image's class, "
                                         f"{labels.allowed(info)}")
     shape = info.image_shape
-    # Charged like a sample: E reads one image and G makes one (admission's units are output values).
-    with admission.admission.admit(client, admission.cost(2, math.prod(shape))):
+    # Charged like two samples: E reads one image and G makes one; the answer carries both as PNGs and z.
+    with admitted(client, info, "image", 2, "json"):
         x = await to_thread.run_sync(to_model_image, raw, shape)
         c = None if asked is None else labels.one_hot(np.asarray([int(asked)]), len(info.label_names))
         z = await to_thread.run_sync(run_encoder, model, x, c)

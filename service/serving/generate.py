@@ -13,7 +13,8 @@ import hashlib
 import io
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,10 +118,7 @@ async def samples(name: str, n: int, seed: int | None, version: str | int | None
                "Cache-Control": cache_control(version, seed is not None)}
     if matches(if_none_match, headers["ETag"]):
         return Generated(304, headers)
-    values = math.prod(info.image_shape)
-    admission.check_response_size("n", response_bytes(fmt, rows, values, info.latent_dim, with_neighbors))
-    training_rows = neighbors.training_rows(info.dataset) if with_neighbors else 0
-    with admission.admission.admit(client, admission.cost(rows, values, training_rows)):
+    with admitted(client, info, "n", rows, fmt, with_neighbors):
         # Drawing 1024 x 100 numbers takes a millisecond: large draws leave the event loop.
         z = sample_noise(info, n, chosen) if n <= LOOP_NOISE_ROWS else \
             await to_thread.run_sync(sample_noise, info, n, chosen)
@@ -143,6 +141,20 @@ def response_bytes(fmt: str, n: int, values: int, latent_dim: int, with_neighbor
     """An upper estimate of a response's size, checked against max_response_bytes before any work."""
     size = n * values * _BYTES_PER_VALUE[fmt] * (2 if with_neighbors else 1)
     return int(size + (n * latent_dim * 20 if fmt == "json" else 0) + 1024)
+
+
+@contextmanager
+def admitted(client: str | None, info: VersionInfo, field: str, rows: int, fmt: str,
+             with_neighbors: bool = False) -> Iterator[None]:
+    """The one admission of every request that runs a model for `rows` outputs (/samples, /interpolate,
+    /encode, /v2 infer): the response's size first (a 422 naming `field`), then its cost, rows x output values
+    (+ rows x training rows searched for neighbours), against the client's bucket and the global render bound
+    (429 / 503), held while the block runs."""
+    values = math.prod(info.image_shape)
+    admission.check_response_size(field, response_bytes(fmt, rows, values, info.latent_dim, with_neighbors))
+    training_rows = neighbors.training_rows(info.dataset) if with_neighbors else 0
+    with admission.admission.admit(client, admission.cost(rows, values, training_rows)):
+        yield
 
 
 def sample_classes(info: VersionInfo, asked: int | str | None, n: int, seed: int) -> np.ndarray | None:
@@ -230,9 +242,7 @@ async def interpolation(name: str, z0: str, z1: str | None, steps: int, version:
     meta = {"model": info.name, "version": info.version, "method": method, "steps": steps,
             "z0_seed": seed0, "z1_seed": seed1, "image_shape": list(info.image_shape),
             **({"label0": info.label_names[ends[0]], "label1": info.label_names[ends[1]]} if ends else {})}
-    values = math.prod(info.image_shape)
-    admission.check_response_size("steps", response_bytes(fmt, steps, values, info.latent_dim))
-    with admission.admission.admit(client, admission.cost(steps, values)):
+    with admitted(client, info, "steps", steps, fmt):
         return await respond(model, labels.with_classes(path, c_path),
                              lambda x: render_interpolation(info, meta, path, x, fmt), headers, cheap=fmt == "png")
 
