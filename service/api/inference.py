@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 
 from service.api.health import readiness
 from service.api.limits import RateLimit
-from service.api.problems import PROBLEM, PROBLEM_SCHEMA
+from service.api.problems import PROBLEM, PROBLEM_SCHEMA, SERVER_400, SERVER_400_TEXT
 from service.bounds import MODEL_NAME
 from service.db.engine import session_scope
 from service.db.tables import ModelVersion
@@ -37,8 +37,10 @@ SERVER_VERSION = "0.1.0"
 EXTENSIONS = ["binary_tensor_data"]
 ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 # The protocol's error shape; a refusal by a middleware in front (401, 413, 429) is still problem+json.
-ERRORS: dict[int | str, dict[str, Any]] = {"4XX": {"description": "the protocol's error object", "content": {
-    "application/json": {"schema": ERROR_SCHEMA}, PROBLEM: {"schema": PROBLEM_SCHEMA}}}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": "the protocol's error object" + extra_text, "content": {
+        "application/json": {"schema": ERROR_SCHEMA}, PROBLEM: {"schema": PROBLEM_SCHEMA}, **extra}}
+    for code, extra_text, extra in ((400, SERVER_400_TEXT, SERVER_400), ("4XX", "", {}))}
 
 
 def oip_error(status: int, message: str) -> JSONResponse:

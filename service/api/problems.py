@@ -50,11 +50,17 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "errors": {"type": "array", "items": {
             "type": "object", "required": ["field", "message"],
             "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}}}
+# The HTTP server (uvicorn) answers a request it cannot parse, such as one whose request line is over 64 KiB,
+# with a plain-text 400 before the API sees it: a 400 of any operation may be that.
+SERVER_400: dict[str, Any] = {"text/plain": {"schema": {"type": "string"}}}
+SERVER_400_TEXT = "; or, as text/plain, the HTTP server's refusal of a request it cannot parse (a request line "\
+                  "over 64 KiB)"
 # Documented on every operation (FastAPI(responses=…)), so clients and schemathesis know the error shape.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
-    for code, text in (("4XX", "a client error, as application/problem+json"),
-                       ("5XX", "a server error (503 + Retry-After when the database or broker is down)"))}
+    code: {"description": text, "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}, **extra}}
+    for code, text, extra in ((400, "a bad request, as application/problem+json" + SERVER_400_TEXT, SERVER_400),
+                              ("4XX", "a client error, as application/problem+json", {}),
+                              ("5XX", "a server error (503 + Retry-After when the database or broker is down)", {}))}
 RETRY_AFTER_S = 5
 
 

@@ -57,8 +57,8 @@ _LIMITS = get_settings()
 _FLOAT = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d{1,3})?"
 # A seed, or comma-separated finite floats. How many floats (the model's latent size) and a seed's upper
 # bound past 19 digits are not expressible here: a request that breaks them is a 422 naming the field.
-# uvicorn refuses a request line much past 16 KB with a plain-text 400 before the app sees it; two latents
-# and the rest of the query stay under it.
+# uvicorn refuses a request line over 64 KiB with a plain-text 400 before the app sees it (documented on every
+# operation, service/api/problems.py); two ASCII latents and the rest of the query stay well under it.
 LATENT_MAX_CHARS = 6000
 LATENT = rf"^\s*(\d{{1,19}}|{_FLOAT}(\s*,\s*{_FLOAT})*)\s*$"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -113,3 +114,17 @@ def test_samples_without_a_label_accept_every_schema_valid_request(fuzz_stack: F
     config.write_text(f'[[operations]]\ninclude-name = "GET /samples"\n'
                       f"checks.positive_data_acceptance.expected-statuses = {ACCEPTED}\n")      # no 422
     _schemathesis(str(path), config, tmp_path, "--url", fuzz_stack.api.url, "--include-name", "GET /samples")
+
+
+def test_a_request_line_over_64_kib_gets_the_documented_plain_text_400(fuzz_stack: FaultStack) -> None:
+    """uvicorn refuses it before the API runs; the schema says a 400 may be that (fuzzing makes such URLs)."""
+    base = fuzz_stack.api.url
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:   # httpx refuses such a URL itself
+        conn.sendall(f"GET /interpolate?model=fuzz&z0=1&z1={'7' * 70_000} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+                     .encode())
+        head = conn.recv(4096).decode("latin-1").lower()
+    assert head.startswith("http/1.1 400") and "content-type: text/plain" in head, head
+    paths = httpx.get(f"{base}/openapi.json", timeout=10).json()["paths"]
+    for path, operation in (("/interpolate", "get"), ("/v2/models/{name}/infer", "post")):
+        assert "text/plain" in paths[path][operation]["responses"]["400"]["content"], path
