@@ -11,7 +11,7 @@ from service.api import problems
 from service.api.auth import credentials_valid, scope_keys
 from service.api.evaluation_schemas import ParzenOut, ParzenPending
 from service.api.schemas import JobOut
-from service.evaluation import parzen
+from service.evaluation import parzen, stored_results
 from service.jobs.status import JobStatus
 from service.versions.refs import VERSION_HELP, VersionParam
 
@@ -35,7 +35,7 @@ def get_parzen(request: Request, model: str = Query(description="model name, see
 
     Caveat: the Parzen window estimate has high variance and is poor in high dimensions (the paper), and
     Theis et al. (2016) show it can rank models unlike their true likelihood; see `caveat` in the body."""
-    row = parzen.find_version(model, version)  # 404 listing the known models and versions
+    row = stored_results.find_version(model, version)  # 404 listing the known models and versions
     body = parzen.result_for(row)
     if body is not None:
         return body

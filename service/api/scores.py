@@ -12,7 +12,7 @@ from service.api.evaluation_schemas import ScoresOut, ScoresPending
 from service.api.schemas import JobOut
 from service.db.tables import Job, ModelVersion
 from service.errors import NotFound
-from service.evaluation import parzen, scores
+from service.evaluation import scores, stored_results
 from service.jobs.status import FINISHED
 
 router = APIRouter(tags=["evaluation"])
@@ -36,8 +36,8 @@ def get_scores(model: str = _MODEL, version: int | None = _VERSION) -> Any:
     """The scores of `model`/`version` with the real-train reference row and the Parzen score, 202 + Location
     while they are computed. A GET never queues work: the service scores every version after training; a
     version never scored answers 404 saying how to ask (`POST /scores?model=…&version=…`)."""
-    row = parzen.find_version(model, version)
-    found = scores.stored(row)
+    row = stored_results.find_version(model, version)
+    found = scores.saved(row)
     job = scores.latest_job(row)
     if job is not None and job.status not in FINISHED:
         return _pending(row, job, 202)
@@ -53,6 +53,6 @@ def post_scores(_: ApiKey, model: str = _MODEL, version: int | None = _VERSION,
                 idempotency_key: str | None = Header(default=None, max_length=200)) -> Any:
     """Queue a (re)computation of the version's scores (and, first, its dataset's classifier if it has none);
     202 with the job's Location. An `Idempotency-Key` repeat returns the first job."""
-    row = parzen.find_version(model, version)
+    row = stored_results.find_version(model, version)
     job, _ = scores.submit(model, version, idempotency_key)
     return _pending(row, job, 202)

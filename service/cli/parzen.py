@@ -28,7 +28,7 @@ from models.parzen import PAPER_SIGMA_GRID
 from service.cli.embedded import EmbeddedPostgres
 from service.db.engine import migrate, session_scope
 from service.errors import NotFound
-from service.evaluation import parzen
+from service.evaluation import parzen, stored_results
 from service.settings import get_settings
 
 FINE_SIGMA_GRID = np.logspace(-1, 0, 28)  # 27 steps = 3 x the paper's 9: every paper sigma is on it
@@ -95,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         migrate()
         try:
-            row = parzen.find_version(args.model, args.version)
+            row = stored_results.find_version(args.model, args.version)
         except NotFound as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -22,10 +22,10 @@ from models.parzen import PAPER_SIGMA_GRID
 from service.db.engine import session_scope
 from service.db.tables import Evaluation, Job, ModelVersion
 from service.errors import InvalidParameter
+from service.evaluation import stored_results
 from service.jobs import store as jobs
 from service.jobs.status import FINISHED
 from service.settings import get_settings
-from service.versions import refs
 from service.versions.refs import VersionRef
 
 log = logging.getLogger(__name__)
@@ -98,12 +98,6 @@ def table_1(dataset: str) -> list[dict[str, Any]]:
 
 # -- lookups ---------------------------------------------------------------------------------------------
 
-def find_version(model: str, version: VersionRef) -> ModelVersion:
-    """The version row (a number, an alias, or the latest when None); NotFound (404) lists what exists."""
-    with session_scope() as session:
-        return refs.find(session, model, version)
-
-
 _splits_checked: dict[str, str | None] = {}  # dataset -> problem (None: fine), per process
 
 
@@ -153,7 +147,7 @@ def _new_job(row: ModelVersion, idempotency_key: str | None) -> tuple[Job, bool]
 
 def submit(model: str, version: VersionRef, idempotency_key: str | None = None) -> tuple[Job, bool]:
     """POST /jobs {"kind": "parzen"}: always a new evaluation (a re-run replaces the stored score)."""
-    row = find_version(model, version)
+    row = stored_results.find_version(model, version)
     check_dataset(row, "version" if version is not None else "model")
     return _new_job(row, idempotency_key)
 
@@ -175,36 +169,16 @@ def ensure_queued(row: ModelVersion) -> Job:
 
 
 def queue_for_version(name: str, version: int) -> Job | None:
-    """Called by a training job right after it registered `version`: queue its Parzen score. Never raises:
-    the model is trained and registered whatever happens here (GET /parzen queues it later if needed)."""
-    if not get_settings().parzen_after_training:
-        return None
-    try:
-        row = find_version(name, version)
-        problem = dataset_problem(row.dataset)
-        if problem:
-            log.info("not scoring %s v%d: %s", name, version, problem)
-            return None
-        job = ensure_queued(row)
-        log.info("queued Parzen evaluation %s of %s v%d", job.id, name, version)
-        return job
-    except Exception:
-        log.warning("could not queue the Parzen evaluation of %s v%d", name, version, exc_info=True)
-        return None
+    """Called by a training job right after it registered `version`: queue its Parzen score (GET /parzen
+    queues it later if this could not)."""
+    return stored_results.queue_after_training("Parzen evaluation", get_settings().parzen_after_training, name, version,
+                                       lambda row: dataset_problem(row.dataset), ensure_queued)
 
 
 # -- results ---------------------------------------------------------------------------------------------
 
-def _evaluation(session: Session, version_id: int | None, dataset: str, reference: str) -> Evaluation | None:
-    query = select(Evaluation).where(Evaluation.kind == KIND, Evaluation.dataset == dataset,
-                                     Evaluation.reference == reference)
-    query = query.where(Evaluation.model_version_id.is_(None) if version_id is None
-                        else Evaluation.model_version_id == version_id)
-    return session.scalar(query.order_by(Evaluation.id).limit(1))
-
-
 def reference_result(session: Session, dataset: str) -> dict[str, Any] | None:
-    found = _evaluation(session, None, dataset, REAL_TRAIN)
+    found = stored_results.evaluation(session, KIND, None, dataset, REAL_TRAIN)
     return dict(found.result) if found else None
 
 
@@ -223,16 +197,16 @@ def references(dataset: str) -> list[dict[str, Any]]:
 
 def result(model: str, version: VersionRef) -> dict[str, Any] | None:
     """The stored score of the version (404 if the version is unknown), or None when none is stored yet."""
-    return result_for(find_version(model, version))
+    return result_for(stored_results.find_version(model, version))
 
 
 def result_for(row: ModelVersion) -> dict[str, Any] | None:
     with session_scope() as session:
-        found = _evaluation(session, row.id, row.dataset, "")
+        found = stored_results.evaluation(session, KIND, row.id, row.dataset, "")
         if found is None:
             return None
-        stored, job_id, at = dict(found.result), found.job_id, found.created_at
-    return compose(row, stored, job_id, at)
+        saved, job_id, at = dict(found.result), found.job_id, found.created_at
+    return compose(row, saved, job_id, at)
 
 
 def compose(row: ModelVersion, stored: dict[str, Any], job_id: Any = None, at: Any = None) -> dict[str, Any]:
@@ -261,7 +235,7 @@ def store_reference(session: Session, dataset: str, job_id: Any, stored: dict[st
     model_version_id is NULL here and NULLs never collide in a UNIQUE constraint, so ON CONFLICT cannot
     guard it: a transaction-scoped advisory lock per dataset serializes the check and the insert instead."""
     session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"parzen-reference:{dataset}"})
-    if _evaluation(session, None, dataset, REAL_TRAIN) is not None:
+    if stored_results.evaluation(session, KIND, None, dataset, REAL_TRAIN) is not None:
         return False
     session.add(Evaluation(kind=KIND, model_version_id=None, dataset=dataset, reference=REAL_TRAIN,
                            job_id=job_id, result=stored))
@@ -270,4 +244,4 @@ def store_reference(session: Session, dataset: str, job_id: Any, stored: dict[st
 
 def has_reference(dataset: str) -> bool:
     with session_scope() as session:
-        return _evaluation(session, None, dataset, REAL_TRAIN) is not None
+        return stored_results.evaluation(session, KIND, None, dataset, REAL_TRAIN) is not None

@@ -18,7 +18,7 @@ from models import datasets
 from service.db.engine import session_scope
 from service.db.tables import Evaluation, Job, ModelVersion
 from service.errors import InvalidParameter
-from service.evaluation import classifiers, parzen
+from service.evaluation import classifiers, parzen, stored_results
 from service.evaluation.quality import protocol_config
 from service.jobs import store as jobs
 from service.jobs.status import FINISHED
@@ -64,7 +64,7 @@ def _new_job(row: ModelVersion, idempotency_key: str | None) -> tuple[Job, bool]
 
 def submit(model: str, version: int | None, idempotency_key: str | None) -> tuple[Job, bool]:
     """POST /scores: a new computation (a re-run replaces the stored scores)."""
-    row = parzen.find_version(model, version)
+    row = stored_results.find_version(model, version)
     check(row, "version" if version is not None else "model")
     return _new_job(row, idempotency_key)
 
@@ -81,19 +81,9 @@ def ensure_queued(row: ModelVersion) -> Job:
 
 
 def queue_for_version(name: str, version: int) -> Job | None:
-    """After a training job registered `version`: queue its scores. Never raises (the model is trained)."""
-    if not get_settings().scores_after_training:
-        return None
-    try:
-        row = parzen.find_version(name, version)
-        why = problem(row)
-        if why:
-            log.info("no sample-quality scores for %s v%d: %s", name, version, why)
-            return None
-        return ensure_queued(row)
-    except Exception:
-        log.warning("could not queue the scores of %s v%d", name, version, exc_info=True)
-        return None
+    """After a training job registered `version`: queue its scores."""
+    return stored_results.queue_after_training("sample-quality scores", get_settings().scores_after_training, name,
+                                       version, problem, ensure_queued)
 
 
 def queue_all_for_version(name: str, version: int) -> None:
@@ -103,17 +93,9 @@ def queue_all_for_version(name: str, version: int) -> None:
     queue_for_version(name, version)
 
 
-def _evaluation(session: Session, version_id: int | None, dataset: str, reference: str) -> Evaluation | None:
-    query = select(Evaluation).where(Evaluation.kind == KIND, Evaluation.dataset == dataset,
-                                     Evaluation.reference == reference)
-    query = query.where(Evaluation.model_version_id.is_(None) if version_id is None
-                        else Evaluation.model_version_id == version_id)
-    return session.scalar(query.limit(1))
-
-
-def stored(row: ModelVersion) -> tuple[dict[str, Any], Any, Any] | None:
+def saved(row: ModelVersion) -> tuple[dict[str, Any], Any, Any] | None:
     with session_scope() as session:
-        found = _evaluation(session, row.id, row.dataset, "")
+        found = stored_results.evaluation(session, KIND, row.id, row.dataset, "")
         return None if found is None else (dict(found.result), found.job_id, found.created_at)
 
 
@@ -128,7 +110,7 @@ def summaries(version_ids: list[int]) -> dict[int, dict[str, Any]]:
 def compose(row: ModelVersion, result: dict[str, Any], job_id: Any, at: Any) -> dict[str, Any]:
     """The GET /scores body (evaluation_schemas.ScoresOut)."""
     with session_scope() as session:
-        ref = _evaluation(session, None, row.dataset, reference_key(result))
+        ref = stored_results.evaluation(session, KIND, None, row.dataset, reference_key(result))
         reference = dict(ref.result) if ref else None
     keep = (*NUMBERS, "class_histogram", "test_histogram", "n_classes", "modes", "n_samples", "n_test", "space",
             "classifier")
@@ -152,11 +134,11 @@ def store(session: Session, row: ModelVersion, job_id: Any, result: dict[str, An
         return
     key = reference_key(reference)
     session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"scores-reference:{row.dataset}"})
-    if _evaluation(session, None, row.dataset, key) is None:
+    if stored_results.evaluation(session, KIND, None, row.dataset, key) is None:
         session.add(Evaluation(kind=KIND, model_version_id=None, dataset=row.dataset, reference=key,
                                job_id=job_id, result=reference))
 
 
 def has_reference(dataset: str, key: str) -> bool:
     with session_scope() as session:
-        return _evaluation(session, None, dataset, key) is not None
+        return stored_results.evaluation(session, KIND, None, dataset, key) is not None
