@@ -12,7 +12,7 @@ from service.api.auth import credentials_valid, scope_keys
 from service.api.evaluation_schemas import ParzenOut, ParzenPending
 from service.api.schemas import JobOut
 from service.evaluation import parzen, stored_results
-from service.jobs.status import JobStatus
+from service.jobs.status import FINISHED, JobStatus
 from service.versions.refs import VERSION_HELP, VersionParam
 
 router = APIRouter(tags=["evaluation"])
@@ -48,7 +48,7 @@ def get_parzen(request: Request, model: str = Query(description="model name, see
                    f"\"{row.name}\", \"version\": {row.version}}}")
         return problems.problem(409, message, [{"field": field, "message": message}])
     parzen.check_dataset(row, field)  # 422 when the dataset has no validation/test split
-    job = last if last is not None and last.status not in parzen.FINISHED else None
+    job = last if last is not None and last.status not in FINISHED else None
     if job is None:
         if not credentials_valid(scope_keys(request.scope)):
             raise HTTPException(401, f"no Parzen score for {row.name} v{row.version} and no evaluation queued; "

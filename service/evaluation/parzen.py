@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -24,7 +24,6 @@ from service.db.tables import Evaluation, Job, ModelVersion
 from service.errors import InvalidParameter
 from service.evaluation import stored_results
 from service.jobs import store as jobs
-from service.jobs.status import FINISHED
 from service.settings import get_settings
 from service.versions.refs import VersionRef
 
@@ -132,10 +131,7 @@ def check_dataset(row: ModelVersion, field: str) -> None:
 
 def latest_job(row: ModelVersion) -> Job | None:
     """The newest parzen job of this version, whatever its status."""
-    with session_scope() as session:
-        return session.scalar(select(Job).where(Job.kind == KIND, Job.model_name == row.name,
-                                                Job.target_version == row.version)
-                              .order_by(Job.created_at.desc()).limit(1))
+    return stored_results.latest_job(KIND, row)
 
 
 # -- queueing --------------------------------------------------------------------------------------------
@@ -152,20 +148,9 @@ def submit(model: str, version: VersionRef, idempotency_key: str | None = None) 
     return _new_job(row, idempotency_key)
 
 
-def auto_key(row: ModelVersion) -> str:
-    # One automatic evaluation per version: the post-training hook and any number of concurrent GETs share it.
-    return f"parzen-auto:{row.name}:v{row.version}:{row.id}"
-
-
 def ensure_queued(row: ModelVersion) -> Job:
     """The queued/running evaluation of `row`, or a newly queued one (idempotent under concurrency)."""
-    job = latest_job(row)
-    if job is not None and job.status not in FINISHED:
-        return job
-    job, created = _new_job(row, auto_key(row))
-    if not created and job.status in FINISHED:
-        job, _ = _new_job(row, None)  # the automatic run ended without a stored score: run it again
-    return job
+    return stored_results.ensure_queued(KIND, row, _new_job)
 
 
 def queue_for_version(name: str, version: int) -> Job | None:

@@ -21,7 +21,6 @@ from service.errors import InvalidParameter
 from service.evaluation import classifiers, parzen, stored_results
 from service.evaluation.quality import protocol_config
 from service.jobs import store as jobs
-from service.jobs.status import FINISHED
 from service.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -49,10 +48,7 @@ def reference_key(row_or_result: dict[str, Any]) -> str:
 
 
 def latest_job(row: ModelVersion) -> Job | None:
-    with session_scope() as session:
-        return session.scalar(select(Job).where(Job.kind == KIND, Job.model_name == row.name,
-                                                Job.target_version == row.version)
-                              .order_by(Job.created_at.desc()).limit(1))
+    return stored_results.latest_job(KIND, row)
 
 
 def _new_job(row: ModelVersion, idempotency_key: str | None) -> tuple[Job, bool]:
@@ -71,13 +67,7 @@ def submit(model: str, version: int | None, idempotency_key: str | None) -> tupl
 
 def ensure_queued(row: ModelVersion) -> Job:
     """The queued/running scores job of `row`, or a newly queued one (one automatic job per version)."""
-    job = latest_job(row)
-    if job is not None and job.status not in FINISHED:
-        return job
-    job, created = _new_job(row, f"scores-auto:{row.name}:v{row.version}:{row.id}")
-    if not created and job.status in FINISHED:
-        job, _ = _new_job(row, None)
-    return job
+    return stored_results.ensure_queued(KIND, row, _new_job)
 
 
 def queue_for_version(name: str, version: int) -> Job | None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.db.engine import session_scope
 from service.db.tables import Evaluation, Job, ModelVersion
+from service.jobs.status import FINISHED
 from service.versions import refs
 from service.versions.refs import VersionRef
 
@@ -31,6 +32,30 @@ def evaluation(session: Session, kind: str, version_id: int | None, dataset: str
     query = query.where(Evaluation.model_version_id.is_(None) if version_id is None
                         else Evaluation.model_version_id == version_id)
     return session.scalar(query.order_by(Evaluation.id).limit(1))
+
+
+def latest_job(kind: str, row: ModelVersion) -> Job | None:
+    """The newest `kind` job of this version, whatever its status."""
+    with session_scope() as session:
+        return session.scalar(select(Job).where(Job.kind == kind, Job.model_name == row.name,
+                                                Job.target_version == row.version)
+                              .order_by(Job.created_at.desc()).limit(1))
+
+
+NewJob = Callable[[ModelVersion, str | None], tuple[Job, bool]]
+
+
+def ensure_queued(kind: str, row: ModelVersion, new_job: NewJob) -> Job:
+    """The queued/running `kind` job of `row`, or a newly queued one: one automatic job per version, which the
+    post-training hook and any number of concurrent requests share (idempotent under concurrency).
+    new_job(row, idempotency_key) creates one (or returns the job already holding that key)."""
+    job = latest_job(kind, row)
+    if job is not None and job.status not in FINISHED:
+        return job
+    job, created = new_job(row, f"{kind}-auto:{row.name}:v{row.version}:{row.id}")
+    if not created and job.status in FINISHED:
+        job, _ = new_job(row, None)  # the automatic run ended without a stored result: run it again
+    return job
 
 
 def queue_after_training(what: str, enabled: bool, name: str, version: int,
@@ -54,4 +79,4 @@ def queue_after_training(what: str, enabled: bool, name: str, version: int,
         return None
 
 
-__all__ = ["evaluation", "find_version", "queue_after_training"]
+__all__ = ["ensure_queued", "evaluation", "find_version", "latest_job", "queue_after_training"]
