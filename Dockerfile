@@ -24,7 +24,9 @@ CMD ["uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8000", "--pr
 FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 AS worker
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     GANSERVE_HOME=/var/lib/ganserve GANSERVE_DATA_DIR=/var/lib/ganserve/data
-RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv nodejs npm \
+# gcc: a worker of this image on a CPU compiles the fused engine's C kernels at first use
+# (worker/training/kernels.c; without it the same steps run as torch ops, slower).
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv nodejs npm gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* && python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app

@@ -5,6 +5,9 @@
     through its should_stop hook): `it_per_s`,
   - fp32 training of the same nets with the autograd engine (engine "autograd"): `it_per_s_autograd`, so
     `fused_speedup` says what the hand-written passes (worker/training/passes.py) still buy,
+  - fp32 fused training with D's elementwise steps as torch ops instead of the C kernels
+    (worker/training/elementwise.py): `it_per_s_torch_ops`, so `native_speedup` says what the kernels buy
+    (`kernels` says whether they were built here, or why not),
   - the GEMM ceiling: the matrix products of one iteration (same M, K, N and transpositions as the training
     step), run alone with torch.mm, back to back, and
   - bf16 training with the fused engine where the CPU multiplies bf16 natively (avx512_bf16 or AMX; elsewhere
@@ -40,6 +43,7 @@ from bench.machine import cpu_name
 from models import datasets
 from models.config import PRESETS, TrainConfig
 from worker.training.device import REPORTED_CPU_FLAGS, cpu_flags, native_bf16
+from worker.training.elementwise import native_status, torch_ops_only
 from worker.training.hooks import QuietHooks, TrainingStopped
 from worker.training.loop import train
 
@@ -170,16 +174,20 @@ def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
     share = seconds / rounds
     fp32_t: list[float] = []
     autograd_t: list[float] = []
+    torch_ops_t: list[float] = []
     bf16_t: list[float] = []
     gemm_t: list[float] = []
     for _ in range(rounds):
-        fp32_t += train_iteration_times(config, data, share * (0.35 if has_bf16 else 0.5))
-        autograd_t += train_iteration_times(config.replace(engine="autograd"), data, share * 0.2)
+        fp32_t += train_iteration_times(config, data, share * (0.3 if has_bf16 else 0.4))
+        autograd_t += train_iteration_times(config.replace(engine="autograd"), data, share * 0.15)
+        with torch_ops_only():
+            torch_ops_t += train_iteration_times(config, data, share * 0.15)
         gemm_t += gemm_pass_times(prods, share * (0.2 if has_bf16 else 0.3))
         if has_bf16:
-            bf16_t += train_iteration_times(config.replace(bf16=True), data, share * 0.25)
+            bf16_t += train_iteration_times(config.replace(bf16=True), data, share * 0.2)
     it_s = 1.0 / statistics.median(fp32_t)
     it_autograd = 1.0 / statistics.median(autograd_t)
+    it_torch_ops = 1.0 / statistics.median(torch_ops_t)
     gemm = flop / statistics.median(gemm_t) / 1e9
     it_bf16 = 1.0 / statistics.median(bf16_t) if bf16_t else None
     p25_train, p25_gemm = float(np.percentile(fp32_t, 25)), float(np.percentile(gemm_t, 25))
@@ -187,6 +195,9 @@ def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
         "it_per_s": round(it_s, 2),
         "it_per_s_autograd": round(it_autograd, 2),
         "fused_speedup": round(it_s / it_autograd, 3),
+        "it_per_s_torch_ops": round(it_torch_ops, 2),
+        "native_speedup": round(it_s / it_torch_ops, 3),
+        "kernels": native_status(),
         "it_per_s_bf16": round(it_bf16, 2) if it_bf16 else None,
         "flop_per_it": flop,
         "flops_counted": FLOPS_COUNTED,

@@ -26,8 +26,10 @@ def test_flop_per_it_is_counted_from_the_paper_mnist_layer_shapes() -> None:
 def test_json_last_line_has_the_issue_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_train.main(["--seconds", "2", "--json"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    for key in ("it_per_s", "it_per_s_bf16", "flop_per_it", "gemm_gflops", "fraction_of_gemm", "bf16_speedup"):
+    for key in ("it_per_s", "it_per_s_bf16", "flop_per_it", "gemm_gflops", "fraction_of_gemm", "bf16_speedup",
+                "it_per_s_torch_ops", "native_speedup"):
         assert key in r
+    assert r["kernels"] == "native" and r["it_per_s_torch_ops"] > 0      # a C compiler is here: both timed
     assert r["flop_per_it"] == 3_566_784_000 and r["it_per_s"] > 0 and r["gemm_gflops"] > 0
     # it/s and GFLOP/s are printed rounded (2 and 1 decimals): on a slow or loaded machine those roundings
     # alone move the recomputed ratio by more than 1 %.

@@ -14,7 +14,8 @@ method of its own; the loop stays as it is.
 Randomness: one torch.Generator on the device, seeded with config.seed, draws (in this order) per D-step the
 minibatch (worker/training/minibatches.py), z, then D's dropout masks; per G-step z, then the masks; per joint
 step minibatch, z, masks. Its state and the data order go into every checkpoint (worker/training/checkpoint.py),
-so a resumed run continues bit-identically on CPU on the engine that wrote the checkpoint.
+so a resumed run continues bit-identically on CPU on the engine that wrote the checkpoint (for the fused
+engine: with the same implementation of D's elementwise steps, worker/training/elementwise.py).
 """
 
 from __future__ import annotations

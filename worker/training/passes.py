@@ -6,9 +6,10 @@ only the products Algorithm 1 needs (no weight gradients in the step that does n
 gradient into the data). Each weight gradient goes to a `Sink`, which can fuse the optimizer's update into the
 matrix product (worker/training/optim.py). ganserve bench train measures what this buys over autograd.
 
-D's dropout masks are drawn here with their own rule (uniform random 8- or 16-bit words against a threshold, see
-_mask_rule), several times cheaper than Bernoulli draws; so for one seed the fused and the
-autograd engine (models.nets.common.dropout) draw the same first minibatch and z, then other masks.
+D's elementwise steps (dropout, maxout and their gradients) are worker/training/elementwise.py's: C kernels on the
+CPU, torch ops elsewhere. Its dropout masks follow their own rule (random 16-bit words against a threshold), several
+times cheaper than Bernoulli draws; so for one seed the fused and the autograd engine (models.nets.common.dropout)
+draw the same first minibatch and z, then other masks.
 """
 
 from __future__ import annotations
@@ -20,19 +21,12 @@ import torch
 from torch import Tensor, nn
 
 from models.nets.mlp import Discriminator, Generator
+from worker.training.elementwise import Ops, elementwise_ops
 
 # sink(layer, g, a_aug, scale): the gradient of the layer's packed [W | b] is scale * g.T @ a_aug (a_aug: the
 # layer input with its constant column, see _Pass). The passes call it once they no longer need the layer's
 # weights, so it may update the layer in place (while the increment is still in cache).
 Sink = Callable[[int, Tensor, Tensor, float], None]
-
-
-def _mask_rule(keep: float) -> tuple[int, int]:
-    """(bits, t): an entry is kept when its uniform random `bits`-bit word u (as a signed integer) is < t.
-    8 bits where keep * 256 is an integer (0.5: t = 128 - 128), so P(keep) = keep exactly; else 16 bits with
-    P(keep) = round(keep * 2^16) / 2^16, within 2^-17 of keep (torch's own Bernoulli draws are float32)."""
-    bits = 8 if abs(keep * 256 - round(keep * 256)) < 1e-9 else 16
-    return bits, round(keep * 2**bits) - 2 ** (bits - 1)
 
 
 ROW_ALIGN = 64  # bytes: rows of n + 1 numbers start on cache lines, or MKL's GEMM slows by up to a third
@@ -136,9 +130,11 @@ class GeneratorPass(_Pass):
 
 
 class DiscriminatorPass(_Pass):
-    """D forward with fresh dropout masks on up to `rows` inputs, and its backward."""
+    """D forward with fresh dropout masks on up to `rows` inputs, and its backward. native: the elementwise
+    steps' implementation (worker/training/elementwise.py; None: the C kernels where they run)."""
 
-    def __init__(self, d: Discriminator, rows: int, dtype: torch.dtype, generator: torch.Generator) -> None:
+    def __init__(self, d: Discriminator, rows: int, dtype: torch.dtype, generator: torch.Generator,
+                 native: bool | None = None) -> None:
         super().__init__(d.linears, dtype)
         self.gen = generator
         self.pieces, self.units, self.keeps = d.pieces, d.units, d.keeps
@@ -146,12 +142,7 @@ class DiscriminatorPass(_Pass):
         # inputs[i] (rows, n_i + 1): layer i's masked input (unscaled) and the constant column keep_i; the
         # product's alpha = 1/keep_i scales the kept inputs and leaves the bias as it is.
         self.inputs = [self.augmented(rows, n, k) for n, k in zip(ins, self.keeps, strict=True)]
-        self.masks = [self.buf(rows, n) if k < 1.0 else None for n, k in zip(ins, self.keeps, strict=True)]
-        # Dropout draws: keep an entry when its random word u (8 or 16 uniform bits, see _mask_rule) is < t.
-        # A fixed number of bits per entry and no redraws: no data-dependent work (nor a device sync on a GPU).
-        self.rules = [_mask_rule(k) for k in self.keeps]
-        self.words = [self.buf(-(-rows * n * bits // 64), dtype=torch.int64)   # 64 random bits each
-                      for n, (bits, _) in zip(ins, self.rules, strict=True)]
+        self.ops: Ops = elementwise_ops(rows, ins, self.keeps, dtype, self.packed[0].device, native)
         self.pre = [self.buf(rows, lin.out_features) for lin in d.linears[:-1]]  # (rows, pieces*units)
         self.h = [self.buf(rows, u) for u in self.units]                          # maxout outputs
         self.gpre = [self.buf(rows, lin.out_features) for lin in d.linears[:-1]]
@@ -160,47 +151,46 @@ class DiscriminatorPass(_Pass):
         self.rows = 0
         self._views: dict[int, list[_LayerRows]] = {}
 
+    @property
+    def masks(self) -> list[Tensor | None]:
+        """Each layer's 0/1 input mask (rows, n_i) of the last pass (None: no dropout), first r rows used."""
+        return self.ops.masks
+
     def views(self, r: int) -> list[_LayerRows]:
         """Per-layer views of the buffers for r rows, made once (slicing costs Python time every step)."""
         if r not in self._views:
             layers = []
-            for i, n in enumerate(lin.in_features for lin in self.linears):
-                bits = self.rules[i][0]
-                words = self.words[i][: -(-r * n * bits // 64)]
-                u = words.view(torch.int8 if bits == 8 else torch.int16)[: r * n].view(r, n)
-                mask = self.masks[i]
+            for i in range(len(self.linears)):
                 hidden = i < len(self.linears) - 1
                 pre = self.pre[i][:r] if hidden else self.logits[:r]
                 layers.append(_LayerRows(
-                    a=self.inputs[i][:r], a_in=self.inputs[i][:r, :-1], words=words, u=u,
-                    mask=mask[:r] if mask is not None else None, pre=pre, gin=self.gin[i][:r],
+                    a=self.inputs[i][:r], a_in=self.inputs[i][:r, :-1], pre=pre, gin=self.gin[i][:r],
                     pre3=pre.view(r, self.pieces, -1) if hidden else pre,
-                    h=self.h[i][:r] if hidden else pre, gpre=self.gpre[i][:r] if hidden else pre))
+                    h=self.h[i][:r] if hidden else pre, gpre=self.gpre[i][:r] if hidden else pre,
+                    gpre3=self.gpre[i][:r].view(r, self.pieces, -1) if hidden else pre))
             self._views[r] = layers
         return self._views[r]
 
     def draw_mask(self, i: int, r: int) -> Tensor:
         """(r, n_i) 0/1 keep mask of layer i's input, Bernoulli(keep_i), from the run's generator."""
-        v = self.views(r)[i]
-        assert v.mask is not None
-        v.words.random_(-(2**63), None, generator=self.gen)                       # uniform over all 64 bits
-        return torch.lt(v.u, self.rules[i][1], out=v.mask)      # a float mask: float * bool is a slow path
+        return self.ops.draw_mask(i, r, self.gen)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (r, 1) of the r inputs x (r, D) with fresh dropout masks; x may be self.inputs[0][:r, :-1]."""
         r = self.rows = x.shape[0]
         src = x
         last = len(self.w) - 1
+        self.ops.begin(self.gen)
         for i, v in enumerate(self.views(r)):
-            if v.mask is not None:                                                # dropout (unscaled)
-                torch.mul(src, self.draw_mask(i, r), out=v.a_in)
+            if self.keeps[i] < 1.0:                                               # dropout (unscaled)
+                self.ops.dropout(i, src, v.a_in, self.gen)
             elif src.data_ptr() != v.a_in.data_ptr() or src.stride() != v.a_in.stride():
                 v.a_in.copy_(src)
             # (r, pieces*units) or (r, 1) = alpha * a_aug @ [W | b].T, bias included (alpha * keep = 1)
             v.pre.addmm_(v.a, self.wt[i], beta=0.0, alpha=1.0 / self.keeps[i])
             if i == last:
                 return v.pre
-            src = torch.amax(v.pre3, 1, out=v.h)                                  # maxout: (r, units)
+            src = self.ops.maxout(v.pre3, v.h)                                    # maxout: (r, units)
         raise AssertionError("unreachable")
 
     def backward(self, dlogits: Tensor, sink: Sink | None, input_grad: bool) -> Tensor | None:
@@ -217,15 +207,13 @@ class DiscriminatorPass(_Pass):
                 sink(i, g, v.a, alpha)                                            # layer i may change now
             if last:
                 return None
-            if v.mask is not None:
-                v.gin.mul_(v.mask)
             if i == 0:
+                self.ops.mask_grad(0, v.gin)                                      # through the input dropout
                 return v.gin
-            # Maxout: the gradient goes to the winning piece (ties, ~never in fp32: to each tied piece).
+            # Through layer i's dropout and the maxout below: to the winning piece (ties, ~never in fp32: to
+            # each tied piece).
             below = views[i - 1]
-            gpre3 = below.gpre.view(below.gpre.shape[0], self.pieces, -1)         # (r, pieces, units)
-            torch.ge(below.pre3, below.h.unsqueeze(1), out=gpre3)
-            gpre3.mul_(v.gin.unsqueeze(1))
+            self.ops.maxout_grad(below.pre3, below.h, v.gin, i, below.gpre3)
             g = below.gpre
         return None
 
@@ -236,14 +224,12 @@ class _LayerRows:
 
     a: Tensor               # (r, n + 1) layer input with its constant column
     a_in: Tensor            # (r, n) the input part
-    words: Tensor           # random words for the mask
-    u: Tensor               # (r, n) their bits, as int8 or int16
-    mask: Tensor | None     # (r, n) 0/1
     pre: Tensor             # (r, out) pre-activations (the logits for the last layer)
     pre3: Tensor            # (r, pieces, units) view of pre
     h: Tensor               # (r, units) maxout output
     gin: Tensor             # (r, n) gradient w.r.t. the (masked) input
     gpre: Tensor            # (r, out) gradient w.r.t. pre
+    gpre3: Tensor           # (r, pieces, units) view of gpre
 
 
 __all__ = ["DiscriminatorPass", "GeneratorPass", "Sink", "padded"]

@@ -1,0 +1,220 @@
+"""D's elementwise steps for the fused passes (worker/training/passes.py): dropout, maxout and their gradients.
+
+Two implementations of the same maths, chosen per DiscriminatorPass by `elementwise_ops`:
+  - TorchOps: torch ops, any device and dtype (the GPU path; the CPU path where no C compiler is found).
+  - NativeOps: the C kernels of kernels.c (CPU, fp32 and bf16), built here at first use with the machine's C
+    compiler (-march=native: the CPU model changes between machines) and loaded with ctypes. Each step is one
+    pass with no temporaries: on the paper's nets torch's version of these steps costs several times the
+    kernels' time, mostly memory traffic and per-op overhead around the products (`ganserve bench train`
+    reports `it_per_s_torch_ops` beside `it_per_s`).
+
+Dropout masks: entry e of a layer's (r, n) input is kept when a random 16-bit word is below round(keep·2^16)
+(P(keep) within 2^-17 of keep; exactly keep where keep·2^16 is whole). TorchOps draws its words with the run's
+torch.Generator (8-bit words where keep·256 is whole); NativeOps draws one 64-bit key per D pass from that same
+generator and takes the words from SplitMix64 streams seeded by it, one per layer. Both are pure functions of the
+run's generator state, so a resumed run draws the same masks on the same implementation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+_SOURCE = Path(__file__).with_name("kernels.c")
+_MASK64 = (1 << 64) - 1
+_STREAM = (1 << 32) * 0x9E3779B97F4A7C15 & _MASK64      # seed offset between layers' streams: 2^32 words apart
+_native_allowed = True
+
+
+class TorchOps:
+    """The steps as torch ops. Masks are 0/1 tensors in the compute dtype: float * bool is a slow path."""
+
+    name = "torch"
+
+    def __init__(self, rows: int, ins: Sequence[int], keeps: Sequence[float], dtype: torch.dtype,
+                 device: torch.device) -> None:
+        self.keeps = keeps
+        self.rules = [_mask_rule(k) for k in keeps]
+        self.masks = [torch.zeros(rows, n, dtype=dtype, device=device) if k < 1.0 else None
+                      for n, k in zip(ins, keeps, strict=True)]
+        # 64 random bits per word; no redraws, so no data-dependent work (nor a device sync on a GPU).
+        self.words = [torch.zeros(-(-rows * n * bits // 64), dtype=torch.int64, device=device)
+                      for n, (bits, _) in zip(ins, self.rules, strict=True)]
+
+    def begin(self, gen: torch.Generator) -> None:
+        """A new D pass: nothing to draw ahead (each mask draws its own words)."""
+
+    def draw_mask(self, i: int, r: int, gen: torch.Generator) -> Tensor:
+        """(r, n_i) fresh 0/1 keep mask of layer i's input."""
+        mask = self.masks[i]
+        assert mask is not None
+        n, (bits, t) = mask.shape[1], self.rules[i]
+        words = self.words[i][: -(-r * n * bits // 64)]
+        words.random_(-(2**63), None, generator=gen)                               # uniform over all 64 bits
+        u = words.view(torch.int8 if bits == 8 else torch.int16)[: r * n].view(r, n)
+        return torch.lt(u, t, out=mask[:r])
+
+    def dropout(self, i: int, src: Tensor, dst: Tensor, gen: torch.Generator) -> None:
+        """dst (r, n_i) = src with a fresh mask (unscaled: the product's alpha scales)."""
+        torch.mul(src, self.draw_mask(i, src.shape[0], gen), out=dst)
+
+    def maxout(self, pre3: Tensor, h: Tensor) -> Tensor:
+        """h (r, units) = max over pieces of pre3 (r, pieces, units)."""
+        return torch.amax(pre3, 1, out=h)
+
+    def maxout_grad(self, pre3: Tensor, h: Tensor, gin: Tensor, i: int, gpre3: Tensor) -> None:
+        """gpre3 (r, pieces, units): gin (r, units), the gradient w.r.t. layer i's masked input, through layer i's
+        dropout and the maxout below it (to every piece equal to the maximum: ties, ~never in fp32, to each)."""
+        mask = self.masks[i]
+        if mask is not None:
+            gin.mul_(mask[: gin.shape[0]])
+        torch.ge(pre3, h.unsqueeze(1), out=gpre3)
+        gpre3.mul_(gin.unsqueeze(1))
+
+    def mask_grad(self, i: int, gin: Tensor) -> None:
+        """gin (r, n_i), the gradient w.r.t. layer i's masked input, through its dropout, in place."""
+        mask = self.masks[i]
+        if mask is not None:
+            gin.mul_(mask[: gin.shape[0]])
+
+
+class NativeOps:
+    """The steps as kernels.c's kernels (CPU; fp32 or bf16). Masks are uint8 0/1 (rows, n_i)."""
+
+    name = "native"
+
+    def __init__(self, lib: ctypes.CDLL, rows: int, ins: Sequence[int], keeps: Sequence[float], dtype: torch.dtype) -> None:
+        suffix = "f32" if dtype == torch.float32 else "bf16"
+        self._dropout, self._maxout = getattr(lib, f"dropout_{suffix}"), getattr(lib, f"maxout_{suffix}")
+        self._maxout_grad, self._mask_grad = getattr(lib, f"maxout_grad_{suffix}"), getattr(lib, f"mask_grad_{suffix}")
+        self.thresholds = [round(k * 2**16) for k in keeps]
+        self.masks = [torch.zeros(rows, n, dtype=torch.uint8) if k < 1.0 else None
+                      for n, k in zip(ins, keeps, strict=True)]
+        self._key = torch.zeros(1, dtype=torch.int64)
+        self.seed = 0
+
+    def begin(self, gen: torch.Generator) -> None:
+        """A new D pass: one 64-bit key from the run's generator seeds every layer's mask stream (no draw
+        without dropout: the run's stream is then the torch ops')."""
+        if any(m is not None for m in self.masks):
+            self.seed = int(self._key.random_(-(2**63), None, generator=gen).item()) & _MASK64
+
+    def _draw(self, i: int, src: Tensor | None, dst: Tensor | None, r: int) -> Tensor:
+        mask = self.masks[i]
+        assert mask is not None
+        seed = (self.seed + i * _STREAM) & _MASK64
+        self._dropout(_ptr(src), _ld(src), _ptr(dst), _ld(dst), mask.data_ptr(), r, mask.shape[1], seed,
+                      self.thresholds[i])
+        return mask[:r]
+
+    def draw_mask(self, i: int, r: int, gen: torch.Generator) -> Tensor:
+        self.begin(gen)
+        return self._draw(i, None, None, r)
+
+    def dropout(self, i: int, src: Tensor, dst: Tensor, gen: torch.Generator) -> None:
+        if src.dtype != dst.dtype or src.stride(1) != 1:          # the kernels read rows of the compute dtype
+            src = src.to(dst.dtype).contiguous()
+        self._draw(i, src, dst, src.shape[0])
+
+    def maxout(self, pre3: Tensor, h: Tensor) -> Tensor:
+        r, pieces, units = pre3.shape
+        self._maxout(pre3.data_ptr(), pre3.stride(0), h.data_ptr(), h.stride(0), r, pieces, units)
+        return h
+
+    def maxout_grad(self, pre3: Tensor, h: Tensor, gin: Tensor, i: int, gpre3: Tensor) -> None:
+        r, pieces, units = pre3.shape
+        self._maxout_grad(pre3.data_ptr(), pre3.stride(0), gin.data_ptr(), gin.stride(0), _ptr(self.masks[i]),
+                          gpre3.data_ptr(), gpre3.stride(0), r, pieces, units)
+
+    def mask_grad(self, i: int, gin: Tensor) -> None:
+        mask = self.masks[i]
+        if mask is not None:
+            self._mask_grad(gin.data_ptr(), gin.stride(0), mask.data_ptr(), gin.shape[0], gin.shape[1])
+
+
+Ops = TorchOps | NativeOps
+
+
+def elementwise_ops(rows: int, ins: Sequence[int], keeps: Sequence[float], dtype: torch.dtype, device: torch.device,
+                    native: bool | None = None) -> Ops:
+    """The kernels for a D of layer inputs `ins` on up to `rows` rows: native where they run (CPU, fp32/bf16, a C
+    compiler found) unless `native` is False or torch_ops_only() is in force; native=True requires them."""
+    lib = native_library() if native is not False and _native_allowed else None
+    usable = lib is not None and device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
+    if native and not usable:
+        raise RuntimeError(f"the native kernels do not run here: {native_status()}")
+    if usable and lib is not None:
+        return NativeOps(lib, rows, ins, keeps, dtype)
+    return TorchOps(rows, ins, keeps, dtype, device)
+
+
+@contextlib.contextmanager
+def torch_ops_only() -> Iterator[None]:
+    """Passes built inside use TorchOps (`ganserve bench train` times both)."""
+    global _native_allowed
+    before, _native_allowed = _native_allowed, False
+    try:
+        yield
+    finally:
+        _native_allowed = before
+
+
+def native_status() -> str:
+    """'native' or why the kernels are not built (reported by `ganserve bench train`)."""
+    return "native" if native_library() is not None else _build()[1]
+
+
+def native_library() -> ctypes.CDLL | None:
+    return _build()[0]
+
+
+@functools.cache
+def _build() -> tuple[ctypes.CDLL | None, str]:
+    """Compile kernels.c into a temporary folder and load it (about half a second, once per process)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None, "no C compiler (cc or gcc) on PATH"
+    with tempfile.TemporaryDirectory(prefix="ganserve-kernels-") as tmp:
+        lib = Path(tmp) / "kernels.so"
+        cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-o", str(lib), str(_SOURCE)]
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.SubprocessError) as exc:
+            detail = getattr(exc, "stderr", None) or str(exc)
+            return None, f"{Path(cc).name} failed: {detail.strip().splitlines()[-1] if detail.strip() else exc}"
+        loaded = ctypes.CDLL(str(lib))          # torch is loaded first, so its libgomp serves the kernels' threads
+    i64, u64, u32, ptr = ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p
+    for suffix in ("f32", "bf16"):
+        getattr(loaded, f"dropout_{suffix}").argtypes = [ptr, i64, ptr, i64, ptr, i64, i64, u64, u32]
+        getattr(loaded, f"maxout_{suffix}").argtypes = [ptr, i64, ptr, i64, i64, i64, i64]
+        getattr(loaded, f"maxout_grad_{suffix}").argtypes = [ptr, i64, ptr, i64, ptr, ptr, i64, i64, i64, i64]
+        getattr(loaded, f"mask_grad_{suffix}").argtypes = [ptr, i64, ptr, i64, i64]
+    return loaded, "native"
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return t.data_ptr() if t is not None else None
+
+
+def _ld(t: Tensor | None) -> int:
+    return t.stride(0) if t is not None else 0
+
+
+def _mask_rule(keep: float) -> tuple[int, int]:
+    """(bits, t): TorchOps keeps an entry when its uniform random `bits`-bit word u (as a signed integer) is < t.
+    8 bits where keep * 256 is an integer (0.5: t = 128 - 128), so P(keep) = keep exactly; else 16 bits with
+    P(keep) = round(keep * 2^16) / 2^16, within 2^-17 of keep (torch's own Bernoulli draws are float32)."""
+    bits = 8 if abs(keep * 256 - round(keep * 256)) < 1e-9 else 16
+    return bits, round(keep * 2**bits) - 2 ** (bits - 1)
+
+
+__all__ = ["NativeOps", "Ops", "TorchOps", "elementwise_ops", "native_library", "native_status", "torch_ops_only"]
