@@ -7,7 +7,6 @@ service/serving/oip.py's. A version in a path is a number or an alias.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -208,8 +207,7 @@ async def _infer(name: str, ref: refs.VersionRef, request: Request) -> Response:
     z = await to_thread.run_sync(oip.model_input, info, parsed, get_settings().max_samples)
     # Admitted as /samples is (the output: n float32 images, as npy would carry them).
     with admitted(RateLimit.client(request.scope), info, "inputs", z.shape[0], "npy"):
-        content, headers = await asyncio.wrap_future(model.generate(z, lambda x: oip.response(info, parsed, x),
-                                                                    cheap=parsed.binary_output))
+        content, headers = await model.respond(z, lambda x: oip.response(info, parsed, x), cheap=parsed.binary_output)
     return Response(content, 200, headers)
 
 

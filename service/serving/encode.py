@@ -8,8 +8,6 @@ through the model's micro-batcher like any sample.
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 from anyio import to_thread
 from PIL import Image, ImageOps
@@ -56,8 +54,7 @@ async def encode(name: str, version: str | int | None, raw: bytes, label: str | 
         x = await to_thread.run_sync(to_model_image, raw, shape)
         c = None if asked is None else labels.one_hot(np.asarray([int(asked)]), len(info.label_names))
         z = await to_thread.run_sync(run_encoder, model, x, c)
-        recon = await asyncio.wrap_future(model.generate(labels.with_classes(z, c),
-                                                            lambda out: images.png_data_urls(out, shape)))
+        recon = await model.respond(labels.with_classes(z, c), lambda out: images.png_data_urls(out, shape))
     return {"model": info.name, "version": info.version,
             "label": None if asked is None else info.label_names[int(asked)], "z": z[0].tolist(),
             "image": images.png_data_urls(x, shape)[0], "reconstruction": recon[0]}

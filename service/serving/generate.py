@@ -8,7 +8,6 @@ the route turns it into an HTTP response.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import json
@@ -92,7 +91,7 @@ def matches(if_none_match: str | None, etag: str) -> bool:
 
 async def respond(model: LoadedModel, z: np.ndarray, render: Callable[[np.ndarray], Rendered],
                   headers: dict[str, str], cheap: bool) -> Generated:
-    body, media_type = await asyncio.wrap_future(model.generate(z, render, cheap))
+    body, media_type = await model.respond(z, render, cheap)
     return Generated(200, headers, body, media_type)
 
 

@@ -113,6 +113,11 @@ class LoadedModel:
         inference thread when nothing else waits for it)."""
         return self.batcher.submit(np.ascontiguousarray(z, dtype=np.float32), then, cheap)
 
+    async def respond(self, z: np.ndarray, then: Any = None, cheap: bool = True) -> Any:
+        """`then(x)` of z's rows for one request, awaited on the event loop: batched, or run right there when
+        the request is alone (service/serving/batching.py's MicroBatcher.result)."""
+        return await self.batcher.result(np.ascontiguousarray(z, dtype=np.float32), then, cheap)
+
 
 class Registry:
     """Loaded models by (name, version), least recently used evicted beyond `max_loaded_models`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import numpy as np
@@ -71,3 +72,27 @@ def test_unbatched_mode_runs_each_request_alone() -> None:
     futures = [batcher.submit(np.zeros((k, 2), np.float32)) for k in (1, 2, 3)]
     assert [len(f.result(10)) for f in futures] == [1, 2, 3]
     assert sorted(model.runs) == [1, 2, 3] and batcher.batches == 3
+
+
+def test_a_lone_request_runs_on_the_event_loop_and_concurrent_ones_are_batched() -> None:
+    threads: list[tuple[int, int]] = []
+
+    def model(z: np.ndarray) -> np.ndarray:
+        threads.append((threading.get_ident(), len(z)))
+        return z * 2
+
+    batcher = MicroBatcher(model, max_samples=64, wait_ms=0, name="t")
+
+    async def main() -> tuple[int, list[float]]:
+        loop_thread = threading.get_ident()
+        alone = await batcher.result(np.ones((3, 2), np.float32), then=lambda x: float(x.sum()))
+        assert alone == 12.0 and threads == [(loop_thread, 3)]                  # no hand-off to the thread
+        together = await asyncio.gather(*(batcher.result(np.full((2, 2), k, np.float32), lambda x: float(x.sum()))
+                                          for k in range(6)))
+        return loop_thread, together
+
+    loop_thread, together = asyncio.run(main())
+    assert together == [8.0 * k for k in range(6)]
+    assert all(thread != loop_thread for thread, _ in threads[1:])            # the six went to the batcher
+    assert sum(rows for _, rows in threads[1:]) == 12 and batcher.requests == 7
+    assert batcher.batches < 7                                                 # and shared runs
