@@ -176,14 +176,16 @@ def test_momentum_rule_is_pylearn2s(dtype: torch.dtype) -> None:
     opt = Momentum([packed])
     g, a = torch.randn(5, 2, dtype=dtype), torch.cat([torch.randn(5, 3), torch.ones(5, 1)], 1).to(dtype)
     grad = (g.t() @ a).float()                                    # bf16: the product is rounded to bf16
-    inc, w = torch.zeros(2, 4), packed.clone()
-    for lr, mu in ((0.1, 0.5), (0.02, 0.7), (0.3, 0.6)):          # lr changes between updates
+    inc, w = torch.zeros(2, 4, dtype=torch.float64), packed.double()
+    # lr and mu change between updates; mu = 0 drops the past; 60 updates at 0.5 fold the scale back in twice.
+    for lr, mu in ((0.1, 0.5), (0.02, 0.7), (0.3, 0.6), (0.05, 0.0), (0.1, 0.9), *[(0.01, 0.5)] * 60):
         opt.begin(lr, mu)
         opt.sink(0, g, a, 1.0)
         opt.step()
-        inc = mu * inc - lr * grad
+        inc = mu * inc - lr * grad.double()
         w = w + inc
-        assert torch.allclose(packed, w, atol=1e-6)
+        assert torch.allclose(packed.double(), w, atol=1e-5)
+        assert torch.allclose(opt.state_dict()["inc"][0].double(), inc, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("preset,k,order,engine,update", [
