@@ -1,4 +1,5 @@
-"""D's elementwise steps for the fused passes (worker/training/passes.py): dropout, maxout and their gradients.
+"""D's elementwise steps for the fused passes (worker/training/passes.py): dropout, maxout and their gradients,
+and the losses' heads (D's logits to the loss statistics and the gradient w.r.t. the logits).
 
 Two implementations of the same maths, chosen per DiscriminatorPass by `elementwise_ops`:
   - TorchOps: torch ops, any device and dtype (the GPU path; the CPU path where no C compiler is found).
@@ -27,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 _SOURCE = Path(__file__).with_name("kernels.c")
@@ -49,6 +51,7 @@ class TorchOps:
         # 64 random bits per word; no redraws, so no data-dependent work (nor a device sync on a GPU).
         self.words = [torch.zeros(-(-rows * n * bits // 64), dtype=torch.int64, device=device)
                       for n, (bits, _) in zip(ins, self.rules, strict=True)]
+        self._heads: dict[int, tuple[Tensor, Tensor, Tensor]] = {}              # d_head's constants, per m
 
     def begin(self, gen: torch.Generator) -> None:
         """A new D pass: nothing to draw ahead (each mask draws its own words)."""
@@ -86,6 +89,35 @@ class TorchOps:
         if mask is not None:
             gin.mul_(mask[: gin.shape[0]])
 
+    def d_head(self, logits: Tensor, stats: Tensor) -> Tensor:
+        """(2m, 1) fp32 gradient of D's loss ½[mean softplus(-l_real) + mean softplus(l_fake)] = (p - y) / (2m)
+        w.r.t. its fp32 logits (2m, 1), m real rows then m fake rows (-log D = softplus(-l), -log(1 - D) =
+        softplus(l): no overflow). Adds [[mean -log D(x), mean D(x)], [mean -log(1 - D(G(z))), mean D(G(z))]]
+        to stats (2, 2)."""
+        m = logits.shape[0] // 2
+        if m not in self._heads:
+            sign = torch.ones(2 * m, 1, device=logits.device)
+            sign[:m] = -1.0
+            target = torch.zeros(2 * m, 1, device=logits.device)
+            target[:m] = -0.5 / m                                        # (p - y) / (2m) = p / (2m) + target
+            halves = torch.zeros(2, 2 * m, device=logits.device)          # row means of each half, one product
+            halves[0, :m] = halves[1, m:] = 1.0 / m
+            self._heads[m] = (sign, target, halves)
+        sign, target, halves = self._heads[m]
+        p = torch.sigmoid(logits)
+        stats.addmm_(halves, torch.cat([F.softplus(logits * sign), p], 1))
+        return torch.add(target, p, alpha=0.5 / m)
+
+    def g_head(self, logits: Tensor, stats: Tensor, non_saturating: bool) -> Tensor:
+        """(m, 1) fp32 gradient of G's loss w.r.t. D's fp32 logits (m, 1) of its samples: non-saturating G
+        minimises mean -log D(G(z)), else mean log(1 - D(G(z))); adds that loss to stats (1,)."""
+        p, m = torch.sigmoid(logits), logits.shape[0]
+        if non_saturating:
+            stats.add_(F.softplus(-logits).mean())
+            return (p - 1.0) / m
+        stats.sub_(F.softplus(logits).mean())
+        return -p / m
+
 
 class NativeOps:
     """The steps as kernels.c's kernels (CPU; fp32 or bf16). Masks are uint8 0/1 (rows, n_i)."""
@@ -101,6 +133,8 @@ class NativeOps:
                       for n, k in zip(ins, keeps, strict=True)]
         self._key = torch.zeros(1, dtype=torch.int64)
         self.seed = 0
+        self._d_head, self._g_head = lib.d_head, lib.g_head
+        self._dl_d, self._dl_g = torch.zeros(rows, 1), torch.zeros(rows, 1)         # the heads' outputs
 
     def begin(self, gen: torch.Generator) -> None:
         """A new D pass: one 64-bit key from the run's generator seeds every layer's mask stream (no draw
@@ -111,6 +145,7 @@ class NativeOps:
     def _draw(self, i: int, src: Tensor | None, dst: Tensor | None, r: int) -> Tensor:
         mask = self.masks[i]
         assert mask is not None
+        _fits(r, mask)
         seed = (self.seed + i * _STREAM) & _MASK64
         self._dropout(_ptr(src), _ld(src), _ptr(dst), _ld(dst), mask.data_ptr(), r, mask.shape[1], seed,
                       self.thresholds[i])
@@ -132,13 +167,29 @@ class NativeOps:
 
     def maxout_grad(self, pre3: Tensor, h: Tensor, gin: Tensor, i: int, gpre3: Tensor) -> None:
         r, pieces, units = pre3.shape
+        mask = self.masks[i]
+        if mask is not None:
+            _fits(r, mask)
         self._maxout_grad(pre3.data_ptr(), pre3.stride(0), gin.data_ptr(), gin.stride(0), _ptr(self.masks[i]),
                           gpre3.data_ptr(), gpre3.stride(0), r, pieces, units)
 
     def mask_grad(self, i: int, gin: Tensor) -> None:
         mask = self.masks[i]
         if mask is not None:
-            self._mask_grad(gin.data_ptr(), gin.stride(0), mask.data_ptr(), gin.shape[0], gin.shape[1])
+            self._mask_grad(gin.data_ptr(), gin.stride(0), mask.data_ptr(), _fits(gin.shape[0], mask), gin.shape[1])
+
+    def d_head(self, logits: Tensor, stats: Tensor) -> Tensor:
+        out = self._dl_d[: _fits(logits.shape[0], self._dl_d)]
+        _check_fp32(logits, stats)
+        self._d_head(logits.data_ptr(), logits.stride(0), logits.shape[0] // 2, out.data_ptr(), stats.data_ptr())
+        return out
+
+    def g_head(self, logits: Tensor, stats: Tensor, non_saturating: bool) -> Tensor:
+        out = self._dl_g[: _fits(logits.shape[0], self._dl_g)]
+        _check_fp32(logits, stats)
+        self._g_head(logits.data_ptr(), logits.stride(0), logits.shape[0], int(non_saturating), out.data_ptr(),
+                     stats.data_ptr())
+        return out
 
 
 Ops = TorchOps | NativeOps
@@ -185,7 +236,7 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
         return None, "no C compiler (cc or gcc) on PATH"
     with tempfile.TemporaryDirectory(prefix="ganserve-kernels-") as tmp:
         lib = Path(tmp) / "kernels.so"
-        cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-o", str(lib), str(_SOURCE)]
+        cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-o", str(lib), str(_SOURCE), "-lm"]
         try:
             subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.SubprocessError) as exc:
@@ -198,7 +249,21 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
         getattr(loaded, f"maxout_{suffix}").argtypes = [ptr, i64, ptr, i64, i64, i64, i64]
         getattr(loaded, f"maxout_grad_{suffix}").argtypes = [ptr, i64, ptr, i64, ptr, ptr, i64, i64, i64, i64]
         getattr(loaded, f"mask_grad_{suffix}").argtypes = [ptr, i64, ptr, i64, i64]
+    loaded.d_head.argtypes = [ptr, i64, i64, ptr, ptr]
+    loaded.g_head.argtypes = [ptr, i64, i64, ctypes.c_int, ptr, ptr]
     return loaded, "native"
+
+
+def _fits(rows: int, buffer: Tensor) -> int:
+    """rows, if the buffer has that many: the kernels write without bounds checks."""
+    if rows > buffer.shape[0]:
+        raise ValueError(f"{rows} rows for a buffer of {buffer.shape[0]}")
+    return rows
+
+
+def _check_fp32(*tensors: Tensor) -> None:
+    if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in tensors):
+        raise ValueError("the loss heads take fp32 CPU tensors")
 
 
 def _ptr(t: Tensor | None) -> int | None:

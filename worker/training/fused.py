@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from models.config import TrainConfig
@@ -50,13 +49,6 @@ class FusedEngine(Engine):
         self.x_all[:, dim] = self.dp.inputs[0][0, dim]
         inputs = self.dp.inputs[0]
         self.x_real, self.x_fake, self.x_both = inputs[:m], inputs[m:, :dim], inputs[:, :dim]
-        # Constants of the D-step's loss, per row of D's input (m real, then m fake):
-        self.sign = torch.ones(2 * m, 1, device=device)
-        self.sign[:m] = -1.0                            # -log D(x) = softplus(-l), -log(1 - D) = softplus(l)
-        self.target = torch.zeros(2 * m, 1, device=device)
-        self.target[:m] = -0.5 / m                                       # dl = (p - y) / (2m) = p / (2m) + target
-        self.halves = torch.zeros(2, 2 * m, device=device)               # row means of each half, as one product
-        self.halves[0, :m] = self.halves[1, m:] = 1.0 / m
 
     def draw_z(self) -> None:
         """Fresh z into G's input buffer (m, latent), from the run's generator."""
@@ -100,20 +92,13 @@ class FusedEngine(Engine):
         self._update_d(dl_d, lr, mu)
 
     def _d_dlogits(self, logits: Tensor) -> Tensor:
-        """(2m, 1) gradient of D's loss ½[mean softplus(-l_real) + mean softplus(l_fake)] = (p - y) / (2m),
-        logits: m real rows, then m fake rows; adds the rows to the D-step statistics."""
-        p = torch.sigmoid(logits)                                   # D(x) rows, then D(G(z)) rows
-        self.stats.d.addmm_(self.halves, torch.cat([F.softplus(logits * self.sign), p], 1))
-        return torch.add(self.target, p, alpha=0.5 / self.m).to(self.cdt)
+        """(2m, 1) gradient of D's loss w.r.t. its logits (m real rows, then m fake rows), in the products'
+        dtype; adds the rows to the D-step statistics."""
+        return self.dp.ops.d_head(logits, self.stats.d).to(self.cdt)
 
     def _g_dlogits(self, logits: Tensor) -> Tensor:
         """(m, 1) gradient of G's loss w.r.t. D's logits on its m samples; adds to the G-step statistics."""
-        p, m = torch.sigmoid(logits), self.m
-        if self.config.objective == "non-saturating":               # G minimises -log D(G(z))
-            self.stats.g.add_(F.softplus(-logits).mean())
-            return ((p - 1.0) / m).to(self.cdt)
-        self.stats.g.sub_(F.softplus(logits).mean())                # G minimises log(1 - D(G(z)))
-        return (-p / m).to(self.cdt)
+        return self.dp.ops.g_head(logits, self.stats.g, self.config.objective == "non-saturating").to(self.cdt)
 
     def _update_d(self, dlogits: Tensor, lr: float, mu: float) -> None:
         self.d_opt.begin(lr, mu)

@@ -1,8 +1,10 @@
 /* D's elementwise steps on the CPU for the fused engine: dropout, maxout and their gradients, each in one pass
- * over rows of a (rows, cols) matrix with a row stride (the passes pad rows to cache lines). Built and loaded by
- * worker/training/elementwise.py, which keeps the same steps as torch ops (the GPU, or no C compiler) and says
- * what each computes. Every kernel only selects and copies numbers (no arithmetic on them), so fp32 and bf16
- * (stored as uint16) give exact results. OpenMP threads: the ones torch uses (the same libgomp). */
+ * over rows of a (rows, cols) matrix with a row stride (the passes pad rows to cache lines), and the losses'
+ * heads. Built and loaded by worker/training/elementwise.py, which keeps the same steps as torch ops (the GPU,
+ * or no C compiler) and says what each computes. The dropout and maxout kernels only select and copy numbers
+ * (no arithmetic on them), so fp32 and bf16 (stored as uint16) give exact results. OpenMP threads: the ones
+ * torch uses (the same libgomp). */
+#include <math.h>
 #include <stdint.h>
 
 #define GOLDEN 0x9e3779b97f4a7c15ULL
@@ -99,3 +101,35 @@ void mask_grad_##SUF(T *g, int64_t g_ld, const uint8_t *mask, int64_t rows, int6
 
 DEFINE_KERNELS(float, f32, from_f32)
 DEFINE_KERNELS(uint16_t, bf16, from_bf16)
+
+/* The losses' heads (fp32 logits in, fp32 gradients out), on one thread: 2m numbers. softplus and sigmoid as
+ * torch computes them (softplus(x) = x past 20). */
+static inline float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* D: logits (2m, row stride ld), the m real rows first. dl = (p - y) / (2m) with p = sigmoid(l), y = 1 for the
+ * real rows; stats (2, 2) += [[mean softplus(-l), mean p] over the real rows, [mean softplus(l), mean p] over
+ * the fake ones]. */
+void d_head(const float *logits, int64_t ld, int64_t m, float *dl, float *stats) {
+    double sums[4] = {0, 0, 0, 0};
+    for (int64_t i = 0; i < 2 * m; i++) {
+        float l = logits[i * ld], p = sigmoid(l);
+        int real = i < m;
+        sums[real ? 0 : 2] += softplus(real ? -l : l);
+        sums[real ? 1 : 3] += p;
+        dl[i] = (p - (real ? 1.0f : 0.0f)) * (0.5f / (float)m);
+    }
+    for (int k = 0; k < 4; k++) stats[k] += (float)(sums[k] / (double)m);
+}
+
+/* G: logits (m, row stride ld) of G's samples. Non-saturating G minimises -log D: dl = (p - 1) / m,
+ * stats[0] += mean softplus(-l); else G minimises log(1 - D): dl = -p / m, stats[0] -= mean softplus(l). */
+void g_head(const float *logits, int64_t ld, int64_t m, int non_saturating, float *dl, float *stats) {
+    double sum = 0;
+    for (int64_t i = 0; i < m; i++) {
+        float l = logits[i * ld], p = sigmoid(l);
+        sum += softplus(non_saturating ? -l : l);
+        dl[i] = (non_saturating ? p - 1.0f : -p) / (float)m;
+    }
+    stats[0] += (float)((non_saturating ? sum : -sum) / (double)m);
+}

@@ -94,3 +94,21 @@ def test_torch_ops_only_switches_the_default() -> None:
     with elementwise.torch_ops_only():
         assert isinstance(elementwise_ops(4, [8], [0.5], torch.float32, CPU), TorchOps)
     assert isinstance(elementwise_ops(4, [8], [0.5], torch.bfloat16, CPU), NativeOps)
+
+
+@pytest.mark.parametrize("non_saturating", [True, False])
+def test_native_loss_heads_agree_with_the_torch_ops(non_saturating: bool) -> None:
+    m = 50
+    native = elementwise_ops(2 * m, [N_IN], [0.8], torch.float32, CPU, native=True)
+    ref = elementwise_ops(2 * m, [N_IN], [0.8], torch.float32, CPU, native=False)
+    logits = torch.cat([torch.randn(2 * m - 2, 1) * 8, torch.tensor([[30.0], [-30.0]])])   # and past softplus' 20
+    stats = [torch.full((2, 2), 0.25), torch.full((2, 2), 0.25)]
+    dl = [ops.d_head(logits, s).clone() for ops, s in ((native, stats[0]), (ref, stats[1]))]
+    torch.testing.assert_close(dl[0], dl[1], rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(stats[0], stats[1], rtol=1e-6, atol=1e-6)
+    g_stats = [torch.full((1,), 0.5), torch.full((1,), 0.5)]
+    dg = [ops.g_head(logits[m:], s, non_saturating).clone() for ops, s in ((native, g_stats[0]), (ref, g_stats[1]))]
+    torch.testing.assert_close(dg[0], dg[1], rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(g_stats[0], g_stats[1], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="rows"):                      # never past the buffers
+        native.d_head(torch.zeros(2 * m + 2, 1), stats[0])
