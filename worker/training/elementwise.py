@@ -24,7 +24,7 @@ import functools
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -228,6 +228,12 @@ def native_library() -> ctypes.CDLL | None:
     return _build()[0]
 
 
+def native_momentum_bf16(device: torch.device) -> Callable[..., None] | None:
+    """kernels.c's one-pass bf16 momentum update (worker/training/optim.py's Momentum), where the kernels run."""
+    lib = native_library() if _native_allowed and device.type == "cpu" else None
+    return lib.momentum_bf16 if lib is not None else None
+
+
 @functools.cache
 def _build() -> tuple[ctypes.CDLL | None, str]:
     """Compile kernels.c into a temporary folder and load it (about half a second, once per process)."""
@@ -249,6 +255,8 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
         getattr(loaded, f"maxout_{suffix}").argtypes = [ptr, i64, ptr, i64, i64, i64, i64]
         getattr(loaded, f"maxout_grad_{suffix}").argtypes = [ptr, i64, ptr, i64, ptr, ptr, i64, i64, i64, i64]
         getattr(loaded, f"mask_grad_{suffix}").argtypes = [ptr, i64, ptr, i64, i64]
+    loaded.momentum_bf16.argtypes = [ptr, i64, ptr, i64, ptr, i64, ptr, i64, i64, i64, ctypes.c_int, ctypes.c_float,
+                                     ctypes.c_float]
     loaded.d_head.argtypes = [ptr, i64, i64, ptr, ptr]
     loaded.g_head.argtypes = [ptr, i64, i64, ctypes.c_int, ptr, ptr]
     return loaded, "native"
@@ -282,4 +290,5 @@ def _mask_rule(keep: float) -> tuple[int, int]:
     return bits, round(keep * 2**bits) - 2 ** (bits - 1)
 
 
-__all__ = ["NativeOps", "Ops", "TorchOps", "elementwise_ops", "native_library", "native_status", "torch_ops_only"]
+__all__ = ["NativeOps", "Ops", "TorchOps", "elementwise_ops", "native_library", "native_momentum_bf16", "native_status",
+           "torch_ops_only"]

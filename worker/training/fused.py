@@ -40,7 +40,8 @@ class FusedEngine(Engine):
         self.cdt = torch.bfloat16 if config.bf16 else torch.float32          # the products' dtype
         self.gp = GeneratorPass(self.g, m, self.cdt)
         self.dp = DiscriminatorPass(self.d, 2 * m, self.cdt, self.rng)
-        self.set_optimizers(optimizer(self.gp.packed, config), optimizer(self.dp.packed, config))
+        copies = (self.gp.w, self.dp.w) if self.gp.copies else (None, None)          # bf16: the products' copies
+        self.set_optimizers(optimizer(self.gp.packed, config, copies[0]), optimizer(self.dp.packed, config, copies[1]))
         # The training set on the device, in D's input layout (the constant column that carries D's first bias,
         # see passes._Pass): a minibatch is one index_select into D's input buffer.
         self.x_all = padded(n, dim + 1, self.cdt, device)                   # (N, D + 1)
@@ -105,14 +106,16 @@ class FusedEngine(Engine):
         self.dp.backward(dlogits, self.d_opt.sink, input_grad=False)    # no gradient into the data
         self.d_opt.step()
         max_col_norm(self.dp.linears, self.config.d_max_col_norm)
-        self.dp.refresh()
+        if not self.d_opt.updates_copies or self.config.d_max_col_norm is not None:
+            self.dp.refresh()
         self.stats.d_steps += 1
 
     def _update_g(self, dx: Tensor, lr: float, mu: float) -> None:
         self.g_opt.begin(lr, mu)
         self.gp.backward(dx, self.g_opt.sink)
         self.g_opt.step()
-        self.gp.refresh()
+        if not self.g_opt.updates_copies:
+            self.gp.refresh()
         self.stats.g_steps += 1
 
     def finish(self) -> torch.nn.Module:

@@ -133,3 +133,29 @@ void g_head(const float *logits, int64_t ld, int64_t m, int non_saturating, floa
     }
     stats[0] += (float)((non_saturating ? sum : -sum) / (double)m);
 }
+
+/* fp32 -> bf16, rounding to nearest even (as torch does; NaN stays NaN). */
+static inline uint16_t to_bf16(float x) {
+    union { float f; uint32_t u; } v = { x };
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40u);
+    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+}
+
+/* The bf16 path's momentum update of one layer in one pass (worker/training/optim.py's Momentum holds
+ * inc = s * u): u = beta * u + c * grad (beta 0 or 1; grad the bf16 product), theta += s * u, and the bf16
+ * copy the next products read = bf16(theta). */
+void momentum_bf16(float *theta, int64_t theta_ld, float *u, int64_t u_ld, const uint16_t *grad, int64_t grad_ld,
+                   uint16_t *copy, int64_t copy_ld, int64_t rows, int64_t cols, int beta, float c, float s) {
+    _Pragma("omp parallel for schedule(static) if (rows * cols >= PARALLEL_MIN)")
+    for (int64_t r = 0; r < rows; r++) {
+        float *t = theta + r * theta_ld, *v = u + r * u_ld;
+        const uint16_t *g = grad + r * grad_ld;
+        uint16_t *w = copy + r * copy_ld;
+        for (int64_t k = 0; k < cols; k++) {
+            float n = (beta ? v[k] : 0.0f) + c * from_bf16(g[k]);
+            v[k] = n;
+            t[k] += s * n;
+            w[k] = to_bf16(t[k]);
+        }
+    }
+}

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from models.config import TrainConfig
+from worker.training.elementwise import native_momentum_bf16
 
 
 def learning_rate(config: TrainConfig, update: int) -> float:
@@ -88,12 +89,17 @@ class Momentum:
     inc itself.
 
     begin(lr, mu) once per update, then each tensor's gradient goes in by apply() (a gradient tensor), or by
-    sink() (the fused passes). step() ends the update."""
+    sink() (the fused passes). step() ends the update. `copies`: the passes' bf16 copies of the parameters; on
+    the CPU the update then writes them in the same pass (kernels.c's momentum_bf16, `updates_copies`), else
+    the passes refresh them after each update."""
 
     FOLD_BELOW = 2.0 ** -30
 
-    def __init__(self, params: Sequence[Tensor]) -> None:
+    def __init__(self, params: Sequence[Tensor], copies: Sequence[Tensor] | None = None) -> None:
         self.params = params
+        self.copies = copies
+        self._one_pass = native_momentum_bf16(params[0].device) if copies is not None else None
+        self.updates_copies = self._one_pass is not None
         self.u = [_zeros_as(p) for p in params]
         self.s = 1.0
         self.beta = 1.0                                                     # 0 when mu = 0: u is overwritten
@@ -126,6 +132,11 @@ class Momentum:
         if g.dtype == u.dtype:                         # (out, in+1): u += -(lr * scale / s) g.T @ a
             u.addmm_(g.t(), a, beta=self.beta, alpha=-step / self.s)
             self.params[layer].add_(u, alpha=self.s)
+        elif self._one_pass is not None and self.copies is not None:     # bf16 product: u, theta, copy at once
+            grad, theta, copy = self.low.product(layer, g, a), self.params[layer], self.copies[layer]
+            self._one_pass(theta.data_ptr(), theta.stride(0), u.data_ptr(), u.stride(0), grad.data_ptr(),
+                           grad.stride(0), copy.data_ptr(), copy.stride(0), theta.shape[0], theta.shape[1],
+                           int(self.beta), -step / self.s, self.s)
         else:                                          # bf16 product, fp32 increments and weights
             # Both halves in one pass: torch's fused SGD does buf = buf + g'; theta -= lr'*buf (momentum 1,
             # or buf = g' on a "first step"). With buf = u, g' = -(step/s)*grad (maximize negates, grad_scale
@@ -152,6 +163,8 @@ class Momentum:
 class Adam:
     """torch.optim.Adam(betas) at the loop's lr (begin(lr, mu) sets it; mu is beta1's, unused). Gradients go in by
     apply() or sink() (as Momentum); step() applies them."""
+
+    updates_copies = False                                      # the passes refresh their bf16 copies
 
     def __init__(self, params: Sequence[Tensor], config: TrainConfig) -> None:
         self.params = params
@@ -207,9 +220,10 @@ def _whole_rows(p: Tensor) -> Tensor:
     return p.as_strided((p.shape[0], p.stride(0)), (p.stride(0), 1))
 
 
-def optimizer(params: Sequence[Tensor], config: TrainConfig) -> Momentum | Adam:
-    """config.optimizer's rule over `params` (the fused passes' packed layers or a module's parameters)."""
-    return Momentum(params) if config.optimizer == "sgd" else Adam(params, config)
+def optimizer(params: Sequence[Tensor], config: TrainConfig, copies: Sequence[Tensor] | None = None) -> Momentum | Adam:
+    """config.optimizer's rule over `params` (the fused passes' packed layers or a module's parameters);
+    `copies`: the passes' bf16 copies of them, if any (see Momentum)."""
+    return Momentum(params, copies) if config.optimizer == "sgd" else Adam(params, config)
 
 
 def apply_gradients(opt: Momentum | Adam, grads: Sequence[Tensor], lr: float, mu: float) -> None:

@@ -170,10 +170,12 @@ def test_loop_uses_the_schedules() -> None:
     assert [r["momentum"] for r in hooks.rows] == pytest.approx([0.3, 0.9, 0.9])   # epochs 0, 1, 2
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_momentum_rule_is_pylearn2s(dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("dtype,with_copy", [(torch.float32, False), (torch.bfloat16, False), (torch.bfloat16, True)])
+def test_momentum_rule_is_pylearn2s(dtype: torch.dtype, with_copy: bool) -> None:
     packed = torch.randn(2, 4)                                    # one layer's [W | b], fp32 in both modes
-    opt = Momentum([packed])
+    copy = packed.to(torch.bfloat16)                              # the passes' bf16 copy: updated in the same pass
+    opt = Momentum([packed], [copy] if with_copy else None)
+    assert opt.updates_copies == with_copy
     g, a = torch.randn(5, 2, dtype=dtype), torch.cat([torch.randn(5, 3), torch.ones(5, 1)], 1).to(dtype)
     grad = (g.t() @ a).float()                                    # bf16: the product is rounded to bf16
     inc, w = torch.zeros(2, 4, dtype=torch.float64), packed.double()
@@ -186,6 +188,8 @@ def test_momentum_rule_is_pylearn2s(dtype: torch.dtype) -> None:
         w = w + inc
         assert torch.allclose(packed.double(), w, atol=1e-5)
         assert torch.allclose(opt.state_dict()["inc"][0].double(), inc, rtol=1e-5, atol=1e-7)
+        if with_copy:
+            assert torch.equal(copy, packed.to(torch.bfloat16))
 
 
 @pytest.mark.parametrize("preset,k,order,engine,update", [
