@@ -199,11 +199,12 @@ def elementwise_ops(rows: int, ins: Sequence[int], keeps: Sequence[float], dtype
                     native: bool | None = None) -> Ops:
     """The kernels for a D of layer inputs `ins` on up to `rows` rows: native where they run (CPU, fp32/bf16, a C
     compiler found) unless `native` is False or torch_ops_only() is in force; native=True requires them."""
-    lib = native_library() if native is not False and _native_allowed else None
-    usable = lib is not None and device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
-    if native and not usable:
-        raise RuntimeError(f"the native kernels do not run here: {native_status()}")
-    if usable and lib is not None:
+    on_cpu = device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
+    lib = native_library() if on_cpu and native is not False and _native_allowed else None
+    if native and lib is None:
+        why = native_status() if on_cpu else f"{device.type} {dtype} (the kernels are for fp32/bf16 on the CPU)"
+        raise RuntimeError(f"the native kernels do not run here: {why}")
+    if lib is not None:
         return NativeOps(lib, rows, ins, keeps, dtype)
     return TorchOps(rows, ins, keeps, dtype, device)
 
