@@ -76,8 +76,11 @@ def test_unbatched_mode_runs_each_request_alone() -> None:
 
 def test_a_lone_request_runs_on_the_event_loop_and_concurrent_ones_are_batched() -> None:
     threads: list[tuple[int, int]] = []
+    release = threading.Event()
 
     def model(z: np.ndarray) -> np.ndarray:
+        if len(threads) == 1:
+            release.wait(10)       # the first run on the batcher thread holds on until every request has queued
         threads.append((threading.get_ident(), len(z)))
         return z * 2
 
@@ -87,6 +90,7 @@ def test_a_lone_request_runs_on_the_event_loop_and_concurrent_ones_are_batched()
         loop_thread = threading.get_ident()
         alone = await batcher.result(np.ones((3, 2), np.float32), then=lambda x: float(x.sum()))
         assert alone == 12.0 and threads == [(loop_thread, 3)]                  # no hand-off to the thread
+        asyncio.get_running_loop().call_later(0.05, release.set)
         together = await asyncio.gather(*(batcher.result(np.full((2, 2), k, np.float32), lambda x: float(x.sum()))
                                           for k in range(6)))
         return loop_thread, together
