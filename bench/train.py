@@ -6,7 +6,7 @@
   - fp32 training of the same nets with the autograd engine (engine "autograd"): `it_per_s_autograd`, so
     `fused_speedup` says what the hand-written passes (worker/training/passes.py) still buy,
   - fp32 fused training with D's elementwise steps as torch ops instead of the C kernels
-    (worker/training/elementwise.py): `it_per_s_torch_ops`, so `native_speedup` says what the kernels buy
+    (worker/training/elementwise.py, native.py): `it_per_s_torch_ops`, so `native_speedup` says what the kernels buy
     (`kernels` says whether they were built here, or why not),
   - the GEMM ceiling: the matrix products of one iteration (same M, K, N and transpositions as the training
     step), run alone with torch.mm, back to back, and
@@ -43,9 +43,10 @@ from bench.machine import cpu_name
 from models import datasets
 from models.config import PRESETS, TrainConfig
 from worker.training.device import REPORTED_CPU_FLAGS, cpu_flags, native_bf16
-from worker.training.elementwise import native_status, torch_ops_only
 from worker.training.hooks import QuietHooks, TrainingStopped
 from worker.training.loop import train
+from worker.training.native import status as native_status
+from worker.training.native import torch_ops_only
 
 FLOPS_COUNTED = ("2*M*K*N per matrix product; D-step: G fwd (m rows), D fwd (2m rows), D weight grads, D input "
                  "grads of layers 2..L; G-step: G fwd (m), D fwd (m), D input grads of all layers, G weight "
@@ -162,6 +163,23 @@ def run(seconds: float = 20, data_dir: str | None = None, threads: int | None = 
         os.sched_setaffinity(0, cpus)
 
 
+def _windows(config: TrainConfig, data: np.ndarray, prods: list[Product], seconds: float,
+             has_bf16: bool) -> dict[str, list[float]]:
+    """Seconds per iteration (per GEMM pass for "gemm") of each kind of run, in alternating windows."""
+    rounds = max(1, min(4, int(seconds // 5)))
+    share = seconds / rounds
+    times: dict[str, list[float]] = {"fp32": [], "autograd": [], "torch_ops": [], "bf16": [], "gemm": []}
+    for _ in range(rounds):
+        times["fp32"] += train_iteration_times(config, data, share * (0.3 if has_bf16 else 0.4))
+        times["autograd"] += train_iteration_times(config.replace(engine="autograd"), data, share * 0.15)
+        with torch_ops_only():
+            times["torch_ops"] += train_iteration_times(config, data, share * 0.15)
+        times["gemm"] += gemm_pass_times(prods, share * (0.2 if has_bf16 else 0.3))
+        if has_bf16:
+            times["bf16"] += train_iteration_times(config.replace(bf16=True), data, share * 0.2)
+    return times
+
+
 def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
     torch.set_num_threads(threads)
     data, source = _data(data_dir)
@@ -169,22 +187,9 @@ def _run(seconds: float, data_dir: str | None, threads: int) -> dict[str, Any]:
                                             checkpoint_seconds=1e9, engine="fused")
     prods = products(config, data.shape[1])
     flop = flops(prods)
-    has_bf16 = native_bf16(torch.device("cpu"))
-    rounds = max(1, min(4, int(seconds // 5)))
-    share = seconds / rounds
-    fp32_t: list[float] = []
-    autograd_t: list[float] = []
-    torch_ops_t: list[float] = []
-    bf16_t: list[float] = []
-    gemm_t: list[float] = []
-    for _ in range(rounds):
-        fp32_t += train_iteration_times(config, data, share * (0.3 if has_bf16 else 0.4))
-        autograd_t += train_iteration_times(config.replace(engine="autograd"), data, share * 0.15)
-        with torch_ops_only():
-            torch_ops_t += train_iteration_times(config, data, share * 0.15)
-        gemm_t += gemm_pass_times(prods, share * (0.2 if has_bf16 else 0.3))
-        if has_bf16:
-            bf16_t += train_iteration_times(config.replace(bf16=True), data, share * 0.2)
+    times = _windows(config, data, prods, seconds, native_bf16(torch.device("cpu")))
+    fp32_t, autograd_t, torch_ops_t, bf16_t, gemm_t = (times[k] for k in ("fp32", "autograd", "torch_ops", "bf16",
+                                                                            "gemm"))
     it_s = 1.0 / statistics.median(fp32_t)
     it_autograd = 1.0 / statistics.median(autograd_t)
     it_torch_ops = 1.0 / statistics.median(torch_ops_t)

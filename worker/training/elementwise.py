@@ -3,8 +3,8 @@ and the losses' heads (D's logits to the loss statistics and the gradient w.r.t.
 
 Two implementations of the same maths, chosen per DiscriminatorPass by `elementwise_ops`:
   - TorchOps: torch ops, any device and dtype (the GPU path; the CPU path where no C compiler is found).
-  - NativeOps: the C kernels of kernels.c (CPU, fp32 and bf16), built here at first use with the machine's C
-    compiler (-march=native: the CPU model changes between machines) and loaded with ctypes. Each step is one
+  - NativeOps: the C kernels of kernels.c (CPU, fp32 and bf16), built at first use with the machine's C compiler
+    (worker/training/native.py). Each step is one
     pass with no temporaries: on the paper's nets torch's version of these steps costs several times the
     kernels' time, mostly memory traffic and per-op overhead around the products (`ganserve bench train`
     reports `it_per_s_torch_ops` beside `it_per_s`).
@@ -18,29 +18,21 @@ run's generator state, so a resumed run draws the same masks on the same impleme
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import functools
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-_SOURCE = Path(__file__).with_name("kernels.c")
+from worker.training.native import library, status
+
 _MASK64 = (1 << 64) - 1
 _STREAM = (1 << 32) * 0x9E3779B97F4A7C15 & _MASK64      # seed offset between layers' streams: 2^32 words apart
-_native_allowed = True
 
 
 class TorchOps:
     """The steps as torch ops. Masks are 0/1 tensors in the compute dtype: float * bool is a slow path."""
-
-    name = "torch"
 
     def __init__(self, rows: int, ins: Sequence[int], keeps: Sequence[float], dtype: torch.dtype,
                  device: torch.device) -> None:
@@ -122,8 +114,6 @@ class TorchOps:
 class NativeOps:
     """The steps as kernels.c's kernels (CPU; fp32 or bf16). Masks are uint8 0/1 (rows, n_i)."""
 
-    name = "native"
-
     def __init__(self, lib: ctypes.CDLL, rows: int, ins: Sequence[int], keeps: Sequence[float], dtype: torch.dtype) -> None:
         suffix = "f32" if dtype == torch.float32 else "bf16"
         self._dropout, self._maxout = getattr(lib, f"dropout_{suffix}"), getattr(lib, f"maxout_{suffix}")
@@ -198,69 +188,15 @@ Ops = TorchOps | NativeOps
 def elementwise_ops(rows: int, ins: Sequence[int], keeps: Sequence[float], dtype: torch.dtype, device: torch.device,
                     native: bool | None = None) -> Ops:
     """The kernels for a D of layer inputs `ins` on up to `rows` rows: native where they run (CPU, fp32/bf16, a C
-    compiler found) unless `native` is False or torch_ops_only() is in force; native=True requires them."""
+    compiler found) unless `native` is False or torch_ops_only() (worker/training/native.py) is in force; native=True requires them."""
     on_cpu = device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
-    lib = native_library() if on_cpu and native is not False and _native_allowed else None
+    lib = library() if on_cpu and native is not False else None
     if native and lib is None:
-        why = native_status() if on_cpu else f"{device.type} {dtype} (the kernels are for fp32/bf16 on the CPU)"
+        why = status() if on_cpu else f"{device.type} {dtype} (the kernels are for fp32/bf16 on the CPU)"
         raise RuntimeError(f"the native kernels do not run here: {why}")
     if lib is not None:
         return NativeOps(lib, rows, ins, keeps, dtype)
     return TorchOps(rows, ins, keeps, dtype, device)
-
-
-@contextlib.contextmanager
-def torch_ops_only() -> Iterator[None]:
-    """Passes built inside use TorchOps (`ganserve bench train` times both)."""
-    global _native_allowed
-    before, _native_allowed = _native_allowed, False
-    try:
-        yield
-    finally:
-        _native_allowed = before
-
-
-def native_status() -> str:
-    """'native' or why the kernels are not built (reported by `ganserve bench train`)."""
-    return "native" if native_library() is not None else _build()[1]
-
-
-def native_library() -> ctypes.CDLL | None:
-    return _build()[0]
-
-
-def native_momentum_bf16(device: torch.device) -> Callable[..., None] | None:
-    """kernels.c's one-pass bf16 momentum update (worker/training/optim.py's Momentum), where the kernels run."""
-    lib = native_library() if _native_allowed and device.type == "cpu" else None
-    return lib.momentum_bf16 if lib is not None else None
-
-
-@functools.cache
-def _build() -> tuple[ctypes.CDLL | None, str]:
-    """Compile kernels.c into a temporary folder and load it (about half a second, once per process)."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        return None, "no C compiler (cc or gcc) on PATH"
-    with tempfile.TemporaryDirectory(prefix="ganserve-kernels-") as tmp:
-        lib = Path(tmp) / "kernels.so"
-        cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-o", str(lib), str(_SOURCE), "-lm"]
-        try:
-            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.SubprocessError) as exc:
-            detail = getattr(exc, "stderr", None) or str(exc)
-            return None, f"{Path(cc).name} failed: {detail.strip().splitlines()[-1] if detail.strip() else exc}"
-        loaded = ctypes.CDLL(str(lib))          # torch is loaded first, so its libgomp serves the kernels' threads
-    i64, u64, u32, ptr = ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p
-    for suffix in ("f32", "bf16"):
-        getattr(loaded, f"dropout_{suffix}").argtypes = [ptr, i64, ptr, i64, ptr, i64, i64, u64, u32]
-        getattr(loaded, f"maxout_{suffix}").argtypes = [ptr, i64, ptr, i64, i64, i64, i64]
-        getattr(loaded, f"maxout_grad_{suffix}").argtypes = [ptr, i64, ptr, i64, ptr, ptr, i64, i64, i64, i64]
-        getattr(loaded, f"mask_grad_{suffix}").argtypes = [ptr, i64, ptr, i64, i64]
-    loaded.momentum_bf16.argtypes = [ptr, i64, ptr, i64, ptr, i64, ptr, i64, i64, i64, ctypes.c_int, ctypes.c_float,
-                                     ctypes.c_float]
-    loaded.d_head.argtypes = [ptr, i64, i64, ptr, ptr]
-    loaded.g_head.argtypes = [ptr, i64, i64, ctypes.c_int, ptr, ptr]
-    return loaded, "native"
 
 
 def _fits(rows: int, buffer: Tensor) -> int:
@@ -291,5 +227,4 @@ def _mask_rule(keep: float) -> tuple[int, int]:
     return bits, round(keep * 2**bits) - 2 ** (bits - 1)
 
 
-__all__ = ["NativeOps", "Ops", "TorchOps", "elementwise_ops", "native_library", "native_momentum_bf16", "native_status",
-           "torch_ops_only"]
+__all__ = ["NativeOps", "Ops", "TorchOps", "elementwise_ops"]

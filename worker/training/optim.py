@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from models.config import TrainConfig
-from worker.training.elementwise import native_momentum_bf16
+from worker.training import native
 
 
 def learning_rate(config: TrainConfig, update: int) -> float:
@@ -98,7 +98,7 @@ class Momentum:
     def __init__(self, params: Sequence[Tensor], copies: Sequence[Tensor] | None = None) -> None:
         self.params = params
         self.copies = copies
-        self._one_pass = native_momentum_bf16(params[0].device) if copies is not None else None
+        self._one_pass = native.momentum_bf16(params[0].device) if copies is not None else None
         self.updates_copies = self._one_pass is not None
         self.u = [_zeros_as(p) for p in params]
         self.s = 1.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from worker.training import elementwise
+from worker.training import native
 from worker.training.elementwise import NativeOps, TorchOps, elementwise_ops
 from worker.training.passes import padded
 
@@ -81,9 +81,9 @@ def test_each_layer_draws_its_own_mask_stream() -> None:
 
 def test_without_a_c_compiler_the_torch_ops_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    lib, why = elementwise._build.__wrapped__()
+    lib, why = native._build.__wrapped__()
     assert lib is None and "no C compiler" in why
-    monkeypatch.setattr(elementwise, "_build", lambda: (None, why))
+    monkeypatch.setattr(native, "_build", lambda: (None, why))
     assert isinstance(elementwise_ops(4, [8], [0.5], torch.float32, CPU), TorchOps)
     with pytest.raises(RuntimeError, match="no C compiler"):
         elementwise_ops(4, [8], [0.5], torch.float32, CPU, native=True)
@@ -91,7 +91,7 @@ def test_without_a_c_compiler_the_torch_ops_serve(monkeypatch: pytest.MonkeyPatc
 
 def test_torch_ops_only_switches_the_default() -> None:
     assert isinstance(elementwise_ops(4, [8], [0.5], torch.float32, CPU), NativeOps)
-    with elementwise.torch_ops_only():
+    with native.torch_ops_only():
         assert isinstance(elementwise_ops(4, [8], [0.5], torch.float32, CPU), TorchOps)
     assert isinstance(elementwise_ops(4, [8], [0.5], torch.bfloat16, CPU), NativeOps)
 
