@@ -33,8 +33,8 @@ def torch_ops_only() -> Iterator[None]:
 
 
 def status() -> str:
-    """'native' or why the kernels are not built (reported by `ganserve bench train`)."""
-    return "native" if _build()[0] is not None else _build()[1]
+    """'native' (or 'native (single-threaded: ...)'), or why the kernels are not built (`ganserve bench train`)."""
+    return _build()[1]
 
 
 def library() -> ctypes.CDLL | None:
@@ -50,19 +50,29 @@ def momentum_bf16(device: torch.device) -> Callable[..., None] | None:
 
 @functools.cache
 def _build() -> tuple[ctypes.CDLL | None, str]:
-    """Compile kernels.c into a temporary folder and load it (about half a second, once per process)."""
+    """Compile kernels.c into a temporary folder and load it (about half a second, once per process). Without
+    OpenMP (a compiler without libgomp) the kernels are built single-threaded."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return None, "no C compiler (cc or gcc) on PATH"
-    with tempfile.TemporaryDirectory(prefix="ganserve-kernels-") as tmp:
-        lib = Path(tmp) / "kernels.so"
-        cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-o", str(lib), str(_SOURCE), "-lm"]
-        try:
-            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.SubprocessError) as exc:
-            detail = getattr(exc, "stderr", None) or str(exc)
-            return None, f"{Path(cc).name} failed: {detail.strip().splitlines()[-1] if detail.strip() else exc}"
-        loaded = ctypes.CDLL(str(lib))          # torch is loaded first, so its libgomp serves the kernels' threads
+    why = ""
+    for threads in (["-fopenmp"], []):
+        with tempfile.TemporaryDirectory(prefix="ganserve-kernels-") as tmp:
+            lib = Path(tmp) / "kernels.so"
+            cmd = [cc, "-O3", "-march=native", *threads, "-shared", "-fPIC", "-o", str(lib), str(_SOURCE), "-lm"]
+            try:
+                subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+                loaded = ctypes.CDLL(str(lib))  # torch is loaded first: its libgomp serves the kernels' threads
+            except (OSError, subprocess.SubprocessError) as exc:
+                detail = (getattr(exc, "stderr", None) or str(exc)).strip()
+                why = f"{Path(cc).name} failed: {detail.splitlines()[-1] if detail else type(exc).__name__}"
+                continue
+        return _declare(loaded), "native" if threads else "native (single-threaded: no OpenMP)"
+    return None, why
+
+
+def _declare(loaded: ctypes.CDLL) -> ctypes.CDLL:
+    """The kernels' argument types (ctypes would pass Python ints as 32-bit C ints)."""
     i64, u64, u32, ptr = ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p
     for suffix in ("f32", "bf16"):
         getattr(loaded, f"dropout_{suffix}").argtypes = [ptr, i64, ptr, i64, ptr, i64, i64, u64, u32]
@@ -73,7 +83,7 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
                                      ctypes.c_float]
     loaded.d_head.argtypes = [ptr, i64, i64, ptr, ptr]
     loaded.g_head.argtypes = [ptr, i64, i64, ctypes.c_int, ptr, ptr]
-    return loaded, "native"
+    return loaded
 
 
 __all__ = ["library", "momentum_bf16", "status", "torch_ops_only"]

@@ -3,6 +3,10 @@ fallback where no C compiler is found."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -87,6 +91,34 @@ def test_without_a_c_compiler_the_torch_ops_serve(monkeypatch: pytest.MonkeyPatc
     assert isinstance(elementwise_ops(4, [8], [0.5], torch.float32, CPU), TorchOps)
     with pytest.raises(RuntimeError, match="no C compiler"):
         elementwise_ops(4, [8], [0.5], torch.float32, CPU, native=True)
+
+
+def _fake_cc(folder: Path, script: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    cc = folder / "cc"
+    cc.write_text("#!/bin/sh\n" + script)
+    cc.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+
+
+def test_a_compiler_without_openmp_builds_single_threaded_kernels(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_cc(tmp_path, 'case "$*" in *-fopenmp*) echo "cc: error: libgomp.spec not found" >&2; exit 1;; esac\n'
+                       f'exec {shutil.which("gcc")} "$@"\n', monkeypatch)
+    lib, how = native._build.__wrapped__()
+    assert lib is not None and how == "native (single-threaded: no OpenMP)"
+    ops = NativeOps(lib, 8, [N_IN], [0.5], torch.float32)
+    x = torch.rand(8, N_IN)
+    out = torch.empty(8, N_IN)
+    ops.begin(torch.Generator().manual_seed(0))
+    ops.dropout(0, x, out, torch.Generator())
+    mask = ops.masks[0]
+    assert mask is not None and torch.equal(out, x * mask)
+
+
+def test_a_library_that_does_not_load_leaves_the_torch_ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_cc(tmp_path, 'while [ "$1" != "-o" ]; do shift; done; echo "not a library" > "$2"\n', monkeypatch)
+    lib, why = native._build.__wrapped__()
+    assert lib is None and why.startswith("cc failed:")
 
 
 def test_torch_ops_only_switches_the_default() -> None:
