@@ -86,7 +86,7 @@ class Momentum:
     an extra pass over the result for any beta other than 0 or 1, ~0.15 ms on the paper's 1200 x 1201 layer),
     and theta += s*u follows at once, layer by layer, while u is still in cache. s is folded back into u
     (s = 1) before it gets small: one pass over the increments every ~45 updates at mu = 0.5. Checkpoints hold
-    inc itself.
+    inc, and u and s for an exact resume.
 
     begin(lr, mu) once per update, then each tensor's gradient goes in by apply() (a gradient tensor), or by
     sink() (the fused passes). step() ends the update. `copies`: the passes' bf16 copies of the parameters; on
@@ -152,12 +152,15 @@ class Momentum:
         """Nothing left to do: apply() / sink() have updated every tensor."""
 
     def state_dict(self) -> dict[str, Any]:
-        return {"inc": [(u * self.s).detach().cpu() for u in self.u]}
+        """inc (what the rule names), and u with s: a resumed run continues with the very same numbers."""
+        return {"inc": [(u * self.s).detach().cpu() for u in self.u],
+                "u": [u.detach().cpu() for u in self.u], "s": self.s}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for u, saved in zip(self.u, state["inc"], strict=True):
+        exact = "u" in state                                   # checkpoints from before s*u hold inc alone
+        for u, saved in zip(self.u, state["u"] if exact else state["inc"], strict=True):
             u.copy_(saved)
-        self.s = 1.0
+        self.s = float(state["s"]) if exact else 1.0
 
 
 class Adam:

@@ -192,6 +192,33 @@ def test_momentum_rule_is_pylearn2s(dtype: torch.dtype, with_copy: bool) -> None
             assert torch.equal(copy, packed.to(torch.bfloat16))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_momentum_resumes_exactly(dtype: torch.dtype) -> None:
+    """A Momentum rebuilt from a state_dict continues bit for bit (mu = 0.7: s is no power of two), and one from
+    a checkpoint that holds inc alone continues by the rule."""
+    gen = torch.Generator().manual_seed(0)
+    g, a = torch.randn(50, 20, generator=gen).to(dtype), torch.randn(50, 40, generator=gen).to(dtype)
+    schedule = [(0.1, 0.7)] * 6
+
+    def run(opt: Momentum, steps: list[tuple[float, float]]) -> None:
+        for lr, mu in steps:
+            opt.begin(lr, mu)
+            opt.sink(0, g, a, 1.0)
+
+    whole = torch.randn(20, 40, generator=gen)
+    first = whole.clone()
+    run(Momentum([whole]), schedule)
+    opt = Momentum([first])
+    run(opt, schedule[:3])
+    state = opt.state_dict()
+    for saved, exact in ((state, True), ({"inc": state["inc"]}, False)):
+        resumed = first.clone()
+        again = Momentum([resumed])
+        again.load_state_dict(saved)
+        run(again, schedule[3:])
+        assert torch.equal(resumed, whole) if exact else torch.allclose(resumed, whole, atol=1e-4)
+
+
 @pytest.mark.parametrize("preset,k,order,engine,update", [
     ("paper-mnist", 1, "shuffled", "auto", "alternating"), ("paper-mnist", 2, "shuffled", "auto", "alternating"),
     ("quick", 1, "shuffled", "auto", "alternating"), ("paper-mnist", 1, "with-replacement", "auto", "alternating"),
