@@ -7,7 +7,7 @@ A state is a dict of plain values and tensors:
   iteration         completed Algorithm-1 iterations (= the schedule position: one update of each net per
                     iteration with k = 1; the k D-steps of an iteration share its lr and momentum)
   generator, discriminator   state_dicts (fp32)
-  opt_g, opt_d      optimizer states (momentum increments, or Adam's moments and step)
+  opt_g, opt_d      optimizer states (momentum increments inc = s * u, with u and s; or Adam's moments and step)
   rng               the run's torch.Generator state (minibatch indices, z and the dropout masks all come
                     from this one generator, so there is no separate dropout RNG)
   device            the device type the run's generator lives on ("cpu", "cuda"): its state only fits a
