@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+log = logging.getLogger(__name__)
 _SOURCE = Path(__file__).with_name("kernels.c")
 _allowed = True
 
@@ -54,7 +56,7 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
     OpenMP (a compiler without libgomp) the kernels are built single-threaded."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
-        return None, "no C compiler (cc or gcc) on PATH"
+        return _unbuilt("no C compiler (cc or gcc) on PATH")
     why = ""
     for threads in (["-fopenmp"], []):
         with tempfile.TemporaryDirectory(prefix="ganserve-kernels-") as tmp:
@@ -68,6 +70,12 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
                 why = f"{Path(cc).name} failed: {detail.splitlines()[-1] if detail else type(exc).__name__}"
                 continue
         return _declare(loaded), "native" if threads else "native (single-threaded: no OpenMP)"
+    return _unbuilt(why)
+
+
+def _unbuilt(why: str) -> tuple[None, str]:
+    log.warning("the C kernels were not built (%s): the fused engine's elementwise steps run as torch ops, slower",
+                why)
     return None, why
 
 
