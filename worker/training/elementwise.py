@@ -4,10 +4,9 @@ and the losses' heads (D's logits to the loss statistics and the gradient w.r.t.
 Two implementations of the same maths, chosen per DiscriminatorPass by `elementwise_ops`:
   - TorchOps: torch ops, any device and dtype (the GPU path; the CPU path where no C compiler is found).
   - NativeOps: the C kernels of kernels.c (CPU, fp32 and bf16), built at first use with the machine's C compiler
-    (worker/training/native.py). Each step is one
-    pass with no temporaries: on the paper's nets torch's version of these steps costs several times the
-    kernels' time, mostly memory traffic and per-op overhead around the products (`ganserve bench train`
-    reports `it_per_s_torch_ops` beside `it_per_s`).
+    (worker/training/native.py). Each step is one pass with no temporaries: on the paper's nets torch's version
+    of these steps costs several times the kernels' time, mostly memory traffic and per-op overhead around the
+    products (`ganserve bench train` reports `it_per_s_torch_ops` beside `it_per_s`).
 
 Dropout masks: entry e of a layer's (r, n) input is kept when a random 16-bit word is below round(keep·2^16)
 (P(keep) within 2^-17 of keep; exactly keep where keep·2^16 is whole). TorchOps draws its words with the run's
