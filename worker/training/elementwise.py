@@ -68,9 +68,7 @@ class TorchOps:
     def maxout_grad(self, pre3: Tensor, h: Tensor, gin: Tensor, i: int, gpre3: Tensor) -> None:
         """gpre3 (r, pieces, units): gin (r, units), the gradient w.r.t. layer i's masked input, through layer i's
         dropout and the maxout below it (to every piece equal to the maximum: ties, ~never in fp32, to each)."""
-        mask = self.masks[i]
-        if mask is not None:
-            gin.mul_(mask[: gin.shape[0]])
+        self.mask_grad(i, gin)
         torch.ge(pre3, h.unsqueeze(1), out=gpre3)
         gpre3.mul_(gin.unsqueeze(1))
 
@@ -121,6 +119,7 @@ class NativeOps:
         self.masks = [torch.zeros(rows, n, dtype=torch.uint8) if k < 1.0 else None
                       for n, k in zip(ins, keeps, strict=True)]
         self._key = torch.zeros(1, dtype=torch.int64)
+        self._drops = any(m is not None for m in self.masks)
         self.seed = 0
         self._d_head, self._g_head = lib.d_head, lib.g_head
         self._dl_d, self._dl_g = torch.zeros(rows, 1), torch.zeros(rows, 1)         # the heads' outputs
@@ -128,7 +127,7 @@ class NativeOps:
     def begin(self, gen: torch.Generator) -> None:
         """A new D pass: one 64-bit key from the run's generator seeds every layer's mask stream (no draw
         without dropout: the run's stream is then the torch ops')."""
-        if any(m is not None for m in self.masks):
+        if self._drops:
             self.seed = int(self._key.random_(-(2**63), None, generator=gen).item()) & _MASK64
 
     def _draw(self, i: int, src: Tensor | None, dst: Tensor | None, r: int) -> Tensor:

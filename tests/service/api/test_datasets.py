@@ -342,15 +342,20 @@ def test_a_delete_waits_for_a_registration_on_the_dataset_and_then_refuses(clien
     store.delete("held")
 
 
+def _scores_after_training(client: Any, model: str, dataset: str) -> dict[str, Any]:
+    """Train `model` on `dataset` (TINY), ask for its scores, wait for them, return GET /scores' body."""
+    trained = client.post("/jobs", json={"model": model, "dataset": dataset, **TINY})
+    assert wait_for_job(client, trained.json()["id"])["status"] == "succeeded"
+    asked = client.post("/scores", params={"model": model})
+    assert asked.status_code == 202, asked.text
+    assert wait_for_job(client, asked.json()["job"]["id"], timeout=300)["status"] == "succeeded"
+    return client.get("/scores", params={"model": model}).json()
+
+
 def test_scores_of_an_unlabelled_upload_use_random_features(client: Any, worker: Any) -> None:
     created = upload(client, "scored-set", zip_of(images(40)), seed=2, test_fraction=0.2)
     assert created.status_code == 201, created.text
-    trained = client.post("/jobs", json={"model": "scored-upload", "dataset": "scored-set", **TINY})
-    assert wait_for_job(client, trained.json()["id"])["status"] == "succeeded"
-    asked = client.post("/scores", params={"model": "scored-upload"})
-    assert asked.status_code == 202, asked.text
-    assert wait_for_job(client, asked.json()["job"]["id"], timeout=300)["status"] == "succeeded"
-    body = client.get("/scores", params={"model": "scored-upload"}).json()
+    body = _scores_after_training(client, "scored-upload", "scored-set")
     assert body["space"].startswith("random projection of the pixels (192 -> 128")
     assert body["n_test"] == created.json()["counts"]["test"] == 8
     assert body["fd"] > 0 and body["kid"] is not None and 0 <= body["precision"] <= 1 and 0 <= body["recall"] <= 1
@@ -365,12 +370,7 @@ def test_scores_of_a_labelled_upload_use_its_own_classifier(client: Any, worker:
     members = {f"set/{'dark' if i % 2 else 'bright'}/img{i:03d}.png": png(i) for i in range(40)}
     created = upload(client, "scored-classes", zip_of(members), seed=2, test_fraction=0.25)
     assert created.status_code == 201 and created.json()["label_names"] == ["bright", "dark"], created.text
-    trained = client.post("/jobs", json={"model": "scored-classes-gan", "dataset": "scored-classes", **TINY})
-    assert wait_for_job(client, trained.json()["id"])["status"] == "succeeded"
-    asked = client.post("/scores", params={"model": "scored-classes-gan"})
-    assert asked.status_code == 202, asked.text
-    assert wait_for_job(client, asked.json()["job"]["id"], timeout=300)["status"] == "succeeded"
-    body = client.get("/scores", params={"model": "scored-classes-gan"}).json()
+    body = _scores_after_training(client, "scored-classes-gan", "scored-classes")
     assert body["classifier"]["version"] == 1 and body["space"].startswith("classifier v1")
     assert body["n_classes"] == 2 and len(body["class_histogram"]) == 2 and body["n_test"] == 10
     assert sum(body["test_histogram"]) == pytest.approx(1.0) and min(body["test_histogram"]) > 0  # both classes
